@@ -1,0 +1,508 @@
+/**
+ * The local stack, without Docker: a Postgres 15 cluster with pg_cron in `.local/`, the dev stand-ins for pg_net
+ * and Vault, migrations through the real Supabase CLI, the functions served by Deno, the pg_net worker and the
+ * Evolution simulator. `start` is idempotent; `stop` leaves data in place; `status --json` says what is up.
+ *
+ *   deno run -A dev/stack.ts start|stop|status [--json]        (dev profile: the fixed ports of DESIGN.md)
+ *   CANAIS_PROFILE=test CANAIS_PORT_BASE=56000 …              (throwaway stacks on other ports)
+ */
+import postgres from "postgres";
+import { ROOT } from "./paths.ts";
+
+export interface Profile {
+  name: string;
+  dir: string;
+  dbPort: number;
+  functionsPort: number;
+  evolutionPort: number;
+  /** Extra environment for the functions (tests point notifiers at local receivers). */
+  functionsEnv?: Record<string, string>;
+}
+
+export interface StackInfo {
+  profile: string;
+  dbUrl: string;
+  functionsUrl: string;
+  evolutionUrl: string;
+  secretKey: string;
+  publishableKey: string;
+  evolutionApiKey: string;
+  webhookSecret: string;
+  webhookBaseUrl: string;
+  dataDir: string;
+  logs: Record<string, string>;
+}
+
+const PG_BIN = "/usr/lib/postgresql/15/bin";
+const PIECES = ["functions", "pg-net-worker", "evolution"] as const;
+type Piece = typeof PIECES[number];
+
+/** The profile from the environment: `dev` (default) or a named one with ports from CANAIS_PORT_BASE. */
+export function profileFromEnv(env = Deno.env.toObject()): Profile {
+  const name = env.CANAIS_PROFILE ?? "dev";
+  if (name === "dev") {
+    return { name, dir: `${ROOT}/.local/dev`, dbPort: 54322, functionsPort: 54321, evolutionPort: 8080 };
+  }
+  const base = Number(env.CANAIS_PORT_BASE ?? "55320");
+  return {
+    name,
+    dir: `${ROOT}/.local/${name}-${base}`,
+    dbPort: base + 2,
+    functionsPort: base + 1,
+    evolutionPort: base + 3,
+  };
+}
+
+function randomKey(prefix: string, bytes = 24): string {
+  const b = crypto.getRandomValues(new Uint8Array(bytes));
+  return prefix + btoa(String.fromCharCode(...b)).replace(/[+/=]/g, (c) => ({ "+": "-", "/": "_", "=": "" }[c]!));
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function run(
+  cmd: string,
+  args: string[],
+  opts: { env?: Record<string, string>; quiet?: boolean; cwd?: string } = {},
+) {
+  const out = await new Deno.Command(cmd, {
+    args,
+    env: opts.env,
+    cwd: opts.cwd ?? ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed (exit ${out.code}):\n${text}`);
+  return text;
+}
+
+const isRoot = () => Deno.uid() === 0;
+
+/** Runs a Postgres binary as the `postgres` user when we are root (initdb and postgres refuse root). */
+function pgCmd(bin: string, args: string[]) {
+  return isRoot()
+    ? run("runuser", ["-u", "postgres", "--", `${PG_BIN}/${bin}`, ...args])
+    : run(`${PG_BIN}/${bin}`, args);
+}
+
+function portFree(port: number): boolean {
+  try {
+    const l = Deno.listen({ hostname: "127.0.0.1", port });
+    l.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readPid(file: string): Promise<number | null> {
+  try {
+    const pid = Number((await Deno.readTextFile(file)).trim());
+    return pid > 0 && pidAlive(pid) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+export function stackInfo(p: Profile, keys: Record<string, string>): StackInfo {
+  const functionsUrl = `http://127.0.0.1:${p.functionsPort}/functions/v1`;
+  return {
+    profile: p.name,
+    dbUrl: `postgresql://postgres:postgres@127.0.0.1:${p.dbPort}/postgres`,
+    functionsUrl,
+    evolutionUrl: Deno.env.get("EVOLUTION_API_URL") ?? `http://127.0.0.1:${p.evolutionPort}`,
+    secretKey: keys.secretKey,
+    publishableKey: keys.publishableKey,
+    evolutionApiKey: Deno.env.get("EVOLUTION_API_URL") ? Deno.env.get("EVOLUTION_API_KEY") ?? "" : keys.evolutionApiKey,
+    webhookSecret: keys.webhookSecret,
+    webhookBaseUrl: `${functionsUrl}/whatsapp-webhook`,
+    dataDir: p.dir,
+    logs: {
+      postgres: `${p.dir}/logs/postgres.log`,
+      functions: `${p.dir}/logs/functions.log`,
+      "pg-net-worker": `${p.dir}/logs/pg-net-worker.log`,
+      evolution: `${p.dir}/logs/evolution.log`,
+    },
+  };
+}
+
+async function loadKeys(p: Profile): Promise<Record<string, string>> {
+  const file = `${p.dir}/keys.json`;
+  if (await exists(file)) return JSON.parse(await Deno.readTextFile(file));
+  const keys = {
+    secretKey: randomKey("sb_secret_"),
+    publishableKey: randomKey("sb_publishable_"),
+    evolutionApiKey: randomKey("evo_"),
+    webhookSecret: randomKey("whsec_", 32),
+  };
+  await Deno.writeTextFile(file, JSON.stringify(keys, null, 2), { mode: 0o600 });
+  return keys;
+}
+
+/** Lets the `postgres` user reach a folder under a root-only path (e.g. a mktemp clone). */
+async function ensureTraversable(dir: string) {
+  if (!isRoot()) return;
+  const parts = dir.split("/").filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const d = "/" + parts.slice(0, i).join("/");
+    const st = await Deno.stat(d);
+    if (((st.mode ?? 0) & 0o001) === 0) await Deno.chmod(d, (st.mode ?? 0o700) & 0o7777 | 0o001);
+  }
+}
+
+async function startPostgres(p: Profile, log: (s: string) => void): Promise<boolean> {
+  const pgdata = `${p.dir}/pg`;
+  let created = false;
+  if (!(await exists(`${pgdata}/PG_VERSION`))) {
+    log(`creating the Postgres cluster in ${pgdata}`);
+    await Deno.mkdir(pgdata, { recursive: true });
+    await ensureTraversable(pgdata);
+    if (isRoot()) await run("chown", ["-R", "postgres:postgres", pgdata]);
+    await Deno.chmod(pgdata, 0o700);
+    await pgCmd("initdb", ["-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]);
+    created = true;
+  }
+  const status = await new Deno.Command(isRoot() ? "runuser" : `${PG_BIN}/pg_ctl`, {
+    args: isRoot() ? ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "status", "-D", pgdata] : ["status", "-D", pgdata],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  if (status.code === 0) return created;
+  if (!(portFree(p.dbPort))) throw new Error(`Cannot start Postgres as port ${p.dbPort} is already in use`);
+  const logFile = `${p.dir}/logs/postgres.log`;
+  if (isRoot()) await run("chown", ["postgres:postgres", `${p.dir}/logs`]).catch(() => {});
+  const opts = [
+    `-c port=${p.dbPort}`,
+    "-c listen_addresses=127.0.0.1",
+    "-c unix_socket_directories=/tmp",
+    "-c shared_preload_libraries=pg_cron",
+    "-c cron.database_name=postgres",
+    "-c max_connections=200",
+    "-c fsync=off",
+    "-c synchronous_commit=off",
+    "-c full_page_writes=off",
+    "-c shared_buffers=256MB",
+    "-c work_mem=32MB",
+    "-c maintenance_work_mem=256MB",
+    "-c max_wal_size=4GB",
+    "-c log_min_messages=warning",
+  ].join(" ");
+  log(`starting Postgres on 127.0.0.1:${p.dbPort}`);
+  await pgCmd("pg_ctl", ["-D", pgdata, "-l", logFile, "-w", "-t", "60", "-o", opts, "start"]);
+  return created;
+}
+
+async function psqlFile(dbUrl: string, file: string) {
+  await run(`${PG_BIN}/psql`, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dbUrl, "-f", file]);
+}
+
+async function prepareDatabase(info: StackInfo, created: boolean, log: (s: string) => void) {
+  const sql = postgres(info.dbUrl, { max: 1, onnotice: () => {} });
+  try {
+    await psqlFile(info.dbUrl, `${ROOT}/dev/sql/bootstrap.sql`);
+    const [avail] = await sql<{ net: boolean; vault: boolean }[]>`
+      select exists (select 1 from pg_available_extensions where name = 'pg_net') as net,
+             exists (select 1 from pg_available_extensions where name = 'supabase_vault') as vault`;
+    if (!avail.net) await psqlFile(info.dbUrl, `${ROOT}/dev/sql/pg_net_standin.sql`);
+    if (!avail.vault) await psqlFile(info.dbUrl, `${ROOT}/dev/sql/vault_standin.sql`);
+    const secrets = { project_url: info.functionsUrl.replace(/\/functions\/v1$/, ""), secret_key: info.secretKey };
+    for (const [name, value] of Object.entries(secrets)) {
+      const [row] = await sql`select id from vault.secrets where name = ${name}`;
+      if (row) await sql`select vault.update_secret(${row.id}, ${value})`;
+      else await sql`select vault.create_secret(${value}, ${name}, 'set by dev/stack.ts')`;
+    }
+  } finally {
+    await sql.end();
+  }
+  log("applying migrations (supabase db push)");
+  const out = await run("supabase", [
+    "db",
+    "push",
+    "--db-url",
+    `${info.dbUrl}?sslmode=disable`,
+    "--yes",
+    "--include-all",
+  ], {
+    env: { SUPABASE_TELEMETRY_DISABLED: "1", DO_NOT_TRACK: "1" },
+  });
+  for (const line of out.split("\n")) if (/Applying migration/.test(line)) log(`  ${line.trim()}`);
+  if (created) {
+    log("loading supabase/seed.sql (new database)");
+    await psqlFile(info.dbUrl, `${ROOT}/supabase/seed.sql`);
+  }
+}
+
+async function startPiece(p: Profile, info: StackInfo, piece: Piece, env: Record<string, string>) {
+  const pidFile = `${p.dir}/run/${piece}.pid`;
+  if (await readPid(pidFile)) return false;
+  const script = {
+    functions: "dev/functions_router.ts",
+    "pg-net-worker": "dev/pg_net_worker.ts",
+    evolution: "dev/evolution_sim/main.ts",
+  }[piece];
+  const logFile = info.logs[piece];
+  const deno = `${ROOT}/node_modules/.bin/deno`;
+  const cmd = new Deno.Command("setsid", {
+    args: [
+      "bash",
+      "-c",
+      'echo $$ > "$0"; exec "$@" >>"$LOGFILE" 2>&1 </dev/null',
+      pidFile,
+      deno,
+      "run",
+      "-A",
+      "--quiet",
+      script,
+    ],
+    env: { ...env, LOGFILE: logFile, DENO_TLS_CA_STORE: "system", DENO_NO_UPDATE_CHECK: "1" },
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  });
+  const child = cmd.spawn();
+  child.unref();
+  return true;
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`Timed out waiting for ${what}`);
+}
+
+async function httpOk(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+    await res.body?.cancel();
+    return res.status < 500;
+  } catch {
+    return false;
+  }
+}
+
+/** Environment of the functions process. */
+export function functionsEnv(p: Profile, info: StackInfo): Record<string, string> {
+  const passthrough = [
+    "SLACK_WEBHOOK_URL",
+    "ALERT_EMAIL_TO",
+    "ALERT_EMAIL_FROM",
+    "EMAIL_API_URL",
+    "EMAIL_API_KEY",
+    "STATUS_PAGE_TOKEN",
+    "LOG_RETENTION_DAYS",
+    "INSTANCE_PREFIX",
+    "EVOLUTION_TIMEOUT_MS",
+  ];
+  const env: Record<string, string> = {};
+  if (p.name === "dev") { for (const k of passthrough) if (Deno.env.get(k)) env[k] = Deno.env.get(k)!; }
+  return {
+    PATH: Deno.env.get("PATH") ?? "",
+    HOME: Deno.env.get("HOME") ?? "/root",
+    SUPABASE_DB_URL: info.dbUrl,
+    SUPABASE_SECRET_KEY: info.secretKey,
+    SUPABASE_PUBLISHABLE_KEY: info.publishableKey,
+    EVOLUTION_API_URL: info.evolutionUrl,
+    EVOLUTION_API_KEY: info.evolutionApiKey,
+    WEBHOOK_BASE_URL: info.webhookBaseUrl,
+    WEBHOOK_SECRET: info.webhookSecret,
+    FUNCTIONS_PORT: String(p.functionsPort),
+    EVOLUTION_PORT: String(p.evolutionPort),
+    ...env,
+    ...(p.functionsEnv ?? {}),
+  };
+}
+
+/** Starts whatever is not running; returns the stack's info. */
+export async function start(p: Profile, opts: { log?: (s: string) => void; fresh?: boolean } = {}): Promise<StackInfo> {
+  const log = opts.log ?? ((s: string) => console.error(`[stack:${p.name}] ${s}`));
+  if (opts.fresh) await destroy(p);
+  await Deno.mkdir(`${p.dir}/logs`, { recursive: true });
+  await Deno.mkdir(`${p.dir}/run`, { recursive: true });
+  const keys = await loadKeys(p);
+  const info = stackInfo(p, keys);
+  await Deno.writeTextFile(`${p.dir}/stack.json`, JSON.stringify(info, null, 2), { mode: 0o600 });
+  const created = await startPostgres(p, log);
+  await prepareDatabase(info, created, log);
+  const env = functionsEnv(p, info);
+  const useSim = !Deno.env.get("EVOLUTION_API_URL");
+  if (useSim) {
+    if (!(await readPid(`${p.dir}/run/evolution.pid`)) && !(portFree(p.evolutionPort))) {
+      throw new Error(`Cannot start the Evolution simulator as port ${p.evolutionPort} is already in use`);
+    }
+    if (await startPiece(p, info, "evolution", env)) log(`starting the Evolution simulator on :${p.evolutionPort}`);
+  }
+  if (!(await readPid(`${p.dir}/run/functions.pid`)) && !(portFree(p.functionsPort))) {
+    throw new Error(`Cannot start the functions as port ${p.functionsPort} is already in use`);
+  }
+  if (await startPiece(p, info, "functions", env)) log(`starting the functions on :${p.functionsPort}`);
+  if (await startPiece(p, info, "pg-net-worker", env)) log("starting the pg_net worker");
+  await waitFor("the functions", () => httpOk(`http://127.0.0.1:${p.functionsPort}/_stack/health`), 60_000);
+  if (useSim) await waitFor("the Evolution simulator", () => httpOk(`${info.evolutionUrl}/`), 60_000);
+  return info;
+}
+
+/** Stops every process the stack started; data stays. */
+export async function stop(p: Profile, opts: { log?: (s: string) => void } = {}) {
+  const log = opts.log ?? ((s: string) => console.error(`[stack:${p.name}] ${s}`));
+  for (const piece of PIECES) {
+    const pidFile = `${p.dir}/run/${piece}.pid`;
+    const pid = await readPid(pidFile);
+    if (!pid) continue;
+    log(`stopping ${piece} (pid ${pid})`);
+    try {
+      Deno.kill(-pid, "SIGTERM");
+    } catch {
+      try {
+        Deno.kill(pid, "SIGTERM");
+      } catch { /* gone */ }
+    }
+    const until = Date.now() + 5000;
+    while (pidAlive(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    if (pidAlive(pid)) {
+      try {
+        Deno.kill(-pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    await Deno.remove(pidFile).catch(() => {});
+  }
+  if (await exists(`${p.dir}/pg/postmaster.pid`)) {
+    log("stopping Postgres");
+    await pgCmd("pg_ctl", ["-D", `${p.dir}/pg`, "-m", "fast", "-w", "stop"]).catch((e) => log(String(e)));
+  }
+}
+
+/** Stops the stack and removes its data. */
+export async function destroy(p: Profile) {
+  await stop(p, { log: () => {} });
+  await Deno.remove(p.dir, { recursive: true }).catch(() => {});
+}
+
+/** What is up, read from pid files and ports. */
+export async function status(p: Profile) {
+  const keys = (await exists(`${p.dir}/keys.json`)) ? await loadKeys(p) : {} as Record<string, string>;
+  const info = stackInfo(p, keys);
+  let database = false;
+  try {
+    const sql = postgres(info.dbUrl, { max: 1, connect_timeout: 2, onnotice: () => {} });
+    await sql`select 1`;
+    await sql.end();
+    database = true;
+  } catch { /* down */ }
+  const up = {
+    database,
+    functions: await httpOk(`http://127.0.0.1:${p.functionsPort}/_stack/health`),
+    evolution: await httpOk(`${info.evolutionUrl}/`),
+    pgNetWorker: (await readPid(`${p.dir}/run/pg-net-worker.pid`)) !== null,
+  };
+  return {
+    dbUrl: info.dbUrl,
+    functionsUrl: info.functionsUrl,
+    evolutionUrl: info.evolutionUrl,
+    secretKey: info.secretKey ?? null,
+    publishableKey: info.publishableKey ?? null,
+    running: Object.values(up).every(Boolean),
+    up,
+    evolutionSimulated: !Deno.env.get("EVOLUTION_API_URL"),
+    dataDir: p.dir,
+    logs: info.logs,
+  };
+}
+
+const SCHEDULED = ["health-check", "cleanup-logs", "isolation-audit", "orphan-cleanup", "weekly-report"];
+
+/** Runs each scheduled job once through its function and returns the responses. */
+export async function runScheduledJobs(info: StackInfo) {
+  const results: Record<string, unknown>[] = [];
+  for (const job of SCHEDULED) {
+    try {
+      const res = await fetch(`${info.functionsUrl}/${job}`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          apikey: info.secretKey,
+          authorization: `Bearer ${info.secretKey}`,
+        },
+        body: JSON.stringify({ trigger: "start" }),
+        signal: AbortSignal.timeout(180_000),
+      });
+      const body = await res.json();
+      results.push(res.ok ? body : { job, status: "error", httpStatus: res.status, report: body });
+    } catch (error) {
+      results.push({ job, status: "error", report: { error: String(error) } });
+    }
+  }
+  return results;
+}
+
+function summarize(report: unknown): string {
+  const text = JSON.stringify(report ?? {});
+  return text.length > 300 ? text.slice(0, 297) + "..." : text;
+}
+
+if (import.meta.main) {
+  const [cmd, ...rest] = Deno.args;
+  const p = profileFromEnv();
+  const json = rest.includes("--json");
+  try {
+    if (cmd === "start") {
+      const info = await start(p);
+      console.log("\nScheduled jobs, run once now:");
+      for (const r of await runScheduledJobs(info)) {
+        console.log(
+          `  ${String(r.job).padEnd(16)} ${String(r.status).padEnd(10)} ${
+            String(r.durationMs ?? "-").padStart(6)
+          } ms  ${summarize(r.report)}`,
+        );
+      }
+      console.log(`
+The local stack is up (${p.name}):
+  Database         ${info.dbUrl}
+  Functions        ${info.functionsUrl}/<name>
+  Evolution API    ${info.evolutionUrl}${Deno.env.get("EVOLUTION_API_URL") ? "" : "  (simulator)"}
+  Secret key       ${info.secretKey}
+  Status page      ${info.functionsUrl}/status-page?token=<secret key>
+  Logs             ${p.dir}/logs/
+Stop it with: npm stop`);
+    } else if (cmd === "stop") {
+      await stop(p);
+      console.log("stopped; data kept in " + p.dir);
+    } else if (cmd === "status") {
+      const s = await status(p);
+      if (json) console.log(JSON.stringify(s));
+      else {
+        for (const [k, v] of Object.entries(s.up)) console.log(`${k.padEnd(12)} ${v ? "up" : "down"}`);
+        console.log(
+          `database     ${s.dbUrl}\nfunctions    ${s.functionsUrl}\nevolution    ${s.evolutionUrl}\nsecret key   ${s.secretKey}\nlogs         ${p.dir}/logs/`,
+        );
+      }
+    } else {
+      console.error("usage: stack.ts start|stop|status [--json]");
+      Deno.exit(2);
+    }
+  } catch (error) {
+    console.error(`[stack:${p.name}] ${error instanceof Error ? error.message : error}`);
+    Deno.exit(1);
+  }
+}

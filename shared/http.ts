@@ -1,0 +1,144 @@
+/**
+ * @module
+ * Hono plumbing every function shares: the app factory (basePath, one `onError`, JSON 404), secret-key auth, and
+ * request-body parsing that turns every kind of bad input into a 4xx naming what was wrong.
+ */
+import { Hono } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import { z } from "zod";
+import { AppError, UnauthorizedError, ValidationError } from "./errors.ts";
+
+/** Largest request body any function reads (bytes). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** Compares two strings in time independent of where they differ. */
+export function timingSafeEqual(a: string, b: string): boolean {
+  const enc = new TextEncoder();
+  const x = enc.encode(a);
+  const y = enc.encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i % x.length] ?? 0) ^ (y[i % y.length] ?? 0);
+  return diff === 0;
+}
+
+/** The key a request presents: `apikey` header, else `Authorization: Bearer <key>`. */
+export function presentedKeys(req: Request): string[] {
+  const keys: string[] = [];
+  const apikey = req.headers.get("apikey");
+  if (apikey) keys.push(apikey.trim());
+  const auth = req.headers.get("authorization");
+  const m = auth?.match(/^Bearer\s+(.+)$/i);
+  if (m) keys.push(m[1].trim());
+  return keys;
+}
+
+/** Middleware: 401 unless the request carries the secret key. */
+export function requireSecretKey(secretKey: string): MiddlewareHandler {
+  return async (c, next) => {
+    const ok = presentedKeys(c.req.raw).some((k) => timingSafeEqual(k, secretKey));
+    if (!ok) throw new UnauthorizedError();
+    await next();
+  };
+}
+
+/** The JSON error body. */
+export function errorBody(code: string, message: string, details: unknown = null) {
+  return { error: { code, message, details } };
+}
+
+/**
+ * A Hono app for one function: `basePath('/<name>')`, JSON 404 for unknown routes, and the single error handler
+ * that maps {@link AppError}s to their status and anything else to a 500 that hides internals.
+ */
+export function createFunctionApp(name: string): Hono {
+  const app = new Hono().basePath(`/${name}`);
+  app.notFound((c) =>
+    c.json(errorBody("not_found", `No route ${c.req.method} ${new URL(c.req.url).pathname} in function '${name}'`), 404)
+  );
+  app.onError((err, c) => {
+    if (err instanceof AppError) {
+      return c.json(errorBody(err.code, err.message, err.details), err.status as 400);
+    }
+    console.error(JSON.stringify({ level: "error", fn: name, msg: "unhandled error", error: String(err) }));
+    return c.json(errorBody("internal_error", "The function failed unexpectedly; see the function logs"), 500);
+  });
+  return app;
+}
+
+/** Formats zod issues as `{ field, message }` rows and a one-line message naming the fields. */
+export function describeIssues(error: z.ZodError, what = "request body"): ValidationError {
+  const details = error.issues.map((i) => ({
+    field: i.path.length ? i.path.join(".") : "(body)",
+    code: i.code,
+    message: i.code === "unrecognized_keys"
+      ? `unknown field(s): ${(i as { keys?: string[] }).keys?.join(", ")}`
+      : i.message,
+  }));
+  const summary = details.map((d) => `'${d.field}': ${d.message}`).join("; ");
+  return new ValidationError(`Invalid ${what}: ${summary}`, { details });
+}
+
+/**
+ * Reads and validates a JSON body. Empty body = `{}`. 413 over {@link MAX_BODY_BYTES}, 415 for a non-JSON content
+ * type, 400 for invalid JSON or a schema failure (the message names each field).
+ */
+export async function readJson<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
+  const declared = Number(c.req.header("content-length") ?? "0");
+  if (declared > MAX_BODY_BYTES) throw tooLarge(declared);
+  const text = await readLimited(c.req.raw);
+  let value: unknown = {};
+  if (text.trim() !== "") {
+    const type = c.req.header("content-type") ?? "";
+    if (!/^application\/([a-z0-9.+-]*\+)?json\b/i.test(type)) {
+      throw new AppError(
+        "unsupported_media_type",
+        415,
+        `Cannot read the request body as its content type is '${type || "(none)"}': send application/json`,
+      );
+    }
+    try {
+      value = JSON.parse(text);
+    } catch (e) {
+      throw new ValidationError(`Invalid JSON in request body: ${(e as Error).message}`, { code: "invalid_json" });
+    }
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw describeIssues(parsed.error);
+  return parsed.data;
+}
+
+function tooLarge(size: number): AppError {
+  return new AppError(
+    "payload_too_large",
+    413,
+    `Request body too large: ${size} bytes, the limit is ${MAX_BODY_BYTES} bytes`,
+  );
+}
+
+async function readLimited(req: Request): Promise<string> {
+  if (!req.body) return "";
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_BODY_BYTES) {
+      await reader.cancel();
+      throw tooLarge(size);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.byteLength;
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(all);
+  } catch {
+    throw new ValidationError("Invalid request body: not valid UTF-8", { code: "invalid_json" });
+  }
+}

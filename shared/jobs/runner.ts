@@ -1,0 +1,185 @@
+/**
+ * @module
+ * The job runner every scheduled function goes through: a lease so runs of one job never overlap (the loser is
+ * recorded `skipped`), a `maintenance.job_runs` row written at start and completed at the end, and no crash on a
+ * fault outside the job: the run is recorded `error` with the cause and the response still goes out.
+ */
+import { z } from "zod";
+import type { Deps } from "../deps.ts";
+import { errorMessage } from "../errors.ts";
+
+/** Final statuses of a run (DESIGN.md). */
+export const JobStatus = z.enum(["healthy", "degraded", "unhealthy", "ok", "error", "skipped"]);
+export type JobStatus = z.infer<typeof JobStatus>;
+
+/** The names of the scheduled jobs, as functions and in `job_runs.job`. */
+export const JobName = z.enum(["health-check", "cleanup-logs", "isolation-audit", "orphan-cleanup", "weekly-report"]);
+export type JobName = z.infer<typeof JobName>;
+
+/** Who started a run. */
+export const Trigger = z.enum(["cron", "manual", "cli", "start", "test", "bench"]);
+export type Trigger = z.infer<typeof Trigger>;
+
+/** What a job returns. */
+export interface JobOutcome {
+  status: JobStatus;
+  report: Record<string, unknown>;
+  error?: string;
+}
+
+/** What a job receives. */
+export interface JobContext<I> {
+  deps: Deps;
+  input: I;
+  runId: string;
+  dryRun: boolean;
+  trigger: Trigger;
+}
+
+/** A job: its name, its input schema (fields besides `trigger`), whether an input is a dry run, and its logic. */
+export interface JobDefinition<S extends z.ZodObject = z.ZodObject> {
+  name: JobName;
+  /** The body fields the job accepts (unknown fields are rejected; `trigger` is added by the runner). */
+  input: S;
+  isDryRun?: (input: z.infer<S>) => boolean;
+  /** How long a run may hold the lease before another run may take over (default 10 min). */
+  leaseSeconds?: number;
+  run(ctx: JobContext<z.infer<S>>): Promise<JobOutcome>;
+}
+
+/** The response of every job function: the `maintenance.job_runs` row as stored. */
+export interface JobRunResponse {
+  job: JobName;
+  runId: string;
+  status: JobStatus;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  dryRun: boolean;
+  report: Record<string, unknown>;
+}
+
+const synced = new WeakSet<object>();
+
+/**
+ * Keeps `maintenance.settings` in step with the configuration (instance prefix, webhook base URL, retention), so
+ * the SQL views read the same values the functions use. Once per process and SQL client.
+ */
+export async function syncSettings(deps: Deps): Promise<void> {
+  if (synced.has(deps.sql)) return;
+  const { config, sql } = deps;
+  const rows = [
+    { key: "instance_prefix", value: config.instancePrefix },
+    { key: "webhook_base_url", value: config.webhookBaseUrl },
+    { key: "log_retention_days", value: config.logRetentionDays },
+  ];
+  for (const r of rows) {
+    await sql`
+      insert into maintenance.settings (key, value, updated_at) values (${r.key}, ${sql.json(r.value)}, now())
+      on conflict (key) do update set value = excluded.value, updated_at = now()
+      where maintenance.settings.value is distinct from excluded.value`;
+  }
+  synced.add(deps.sql);
+}
+
+/** Runs one job under its lease and records it. Never throws for a fault outside the job. */
+export async function runJob<S extends z.ZodObject>(
+  deps: Deps,
+  job: JobDefinition<S>,
+  options: { input: z.infer<S>; trigger?: Trigger },
+): Promise<JobRunResponse> {
+  const { sql } = deps;
+  const runId = crypto.randomUUID();
+  const input = options.input;
+  const trigger = options.trigger ?? "manual";
+  const dryRun = job.isDryRun?.(input) ?? false;
+  const started = deps.now();
+  const leaseSeconds = job.leaseSeconds ?? 600;
+  const finish = (status: JobStatus, report: Record<string, unknown>): JobRunResponse => {
+    const finished = deps.now();
+    return {
+      job: job.name,
+      runId,
+      status,
+      startedAt: started.toISOString(),
+      finishedAt: finished.toISOString(),
+      durationMs: Math.max(0, finished.getTime() - started.getTime()),
+      dryRun,
+      report,
+    };
+  };
+
+  // 1. Lease + start row, in one short transaction.
+  let holder: { run_id: string; acquired_at: Date } | undefined;
+  try {
+    await syncSettings(deps);
+    holder = await sql.begin(async (tx) => {
+      const [lease] = await tx<{ run_id: string }[]>`
+        insert into maintenance.job_leases (job, run_id, acquired_at, expires_at)
+        values (${job.name}, ${runId}, now(), now() + make_interval(secs => ${leaseSeconds}))
+        on conflict (job) do update set run_id = excluded.run_id, acquired_at = excluded.acquired_at,
+          expires_at = excluded.expires_at
+        where maintenance.job_leases.expires_at < now()
+        returning run_id`;
+      if (!lease) {
+        const [current] = await tx<{ run_id: string; acquired_at: Date }[]>`
+          select run_id, acquired_at from maintenance.job_leases where job = ${job.name}`;
+        return current ?? { run_id: "unknown", acquired_at: new Date(0) };
+      }
+      await tx`
+        insert into maintenance.job_runs (id, job, status, started_at, dry_run, trigger, input)
+        values (${runId}, ${job.name}, 'running', ${started}, ${dryRun}, ${trigger}, ${tx.json(input as never)})`;
+      return undefined;
+    });
+  } catch (error) {
+    // The database is the one place a run is recorded; without it, answer with the cause and stop.
+    return finish("error", { error: `Cannot record the run as the database is unavailable: ${errorMessage(error)}` });
+  }
+
+  if (holder) {
+    const response = finish("skipped", {
+      reason: "another run of this job is in progress",
+      runningRunId: holder.run_id,
+      runningSince: new Date(holder.acquired_at).toISOString(),
+    });
+    await sql`
+      insert into maintenance.job_runs (id, job, status, started_at, finished_at, duration_ms, dry_run, trigger, input,
+        report)
+      values (${runId}, ${job.name}, 'skipped', ${started}, ${response.finishedAt}, ${response.durationMs}, ${dryRun},
+        ${trigger}, ${sql.json(input as never)}, ${sql.json(response.report as never)})`.catch(() => {});
+    return response;
+  }
+
+  // 2. The job itself.
+  let outcome: JobOutcome;
+  try {
+    outcome = await job.run({ deps, input, runId, dryRun, trigger });
+  } catch (error) {
+    outcome = {
+      status: "error",
+      report: { error: errorMessage(error), code: (error as { code?: string })?.code ?? null },
+      error: errorMessage(error),
+    };
+  }
+  const response = finish(outcome.status, outcome.report);
+
+  // 3. Complete the row and release the lease. A failure here is retried once, then left to lease expiry.
+  const complete = () =>
+    sql.begin(async (tx) => {
+      await tx`
+        update maintenance.job_runs set status = ${response.status}, finished_at = ${response.finishedAt},
+          duration_ms = ${response.durationMs}, report = ${tx.json(response.report as never)},
+          error = ${outcome.error ?? (outcome.status === "error" ? String(outcome.report.error ?? "") : null)}
+        where id = ${runId}`;
+      await tx`delete from maintenance.job_leases where job = ${job.name} and run_id = ${runId}`;
+    });
+  try {
+    await complete();
+  } catch {
+    await new Promise((r) => setTimeout(r, 500));
+    await complete().catch((error) => {
+      response.report = { ...response.report, recordError: errorMessage(error) };
+    });
+  }
+  return response;
+}

@@ -1,0 +1,94 @@
+// The scheduled path end to end: cron command → pg_net stand-in (after commit) → function → job_runs row.
+import assert from "node:assert/strict";
+import { stack, testSql } from "./_helpers.ts";
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null>, timeoutMs = 15_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const v = await fn();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+Deno.test("cron command of every scheduled job reaches its function and leaves a job_runs row", async () => {
+  const sql = testSql();
+  const jobs = await sql<{ jobname: string; command: string }[]>`
+    select jobname, command from cron.job where jobname like 'canais-%' order by jobname`;
+  assert.equal(jobs.length, 5);
+  for (const { jobname, command } of jobs) {
+    const job = jobname.replace(/^canais-/, "");
+    const [{ n: before }] = await sql<{ n: number }[]>`
+      select count(*)::int as n from maintenance.job_runs where job = ${job} and trigger = 'cron'`;
+    // Run the command as pg_cron does: one statement in its own transaction.
+    const [{ invoke_function: requestId }] = await sql.unsafe(command);
+    const response = await waitFor(`the response to ${job}`, async () => {
+      const [r] = await sql<{ status_code: number; content: string }[]>`
+        select status_code, content from net._http_response where id = ${requestId}`;
+      return r;
+    });
+    assert.equal(response.status_code, 200, `${job} answered ${response.status_code}: ${response.content}`);
+    const body = JSON.parse(response.content);
+    assert.equal(body.job, job);
+    const [row] = await sql`select job, status, trigger from maintenance.job_runs where id = ${body.runId}`;
+    assert.equal(row.job, job);
+    assert.equal(row.trigger, "cron");
+    assert.equal(row.status, body.status);
+    const [{ n: after }] = await sql<{ n: number }[]>`
+      select count(*)::int as n from maintenance.job_runs where job = ${job} and trigger = 'cron'`;
+    assert.equal(after, before + 1, `one new cron run of ${job}`);
+  }
+});
+
+Deno.test("net.http_post in a rolled-back transaction sends nothing", async () => {
+  const sql = testSql();
+  const marker = crypto.randomUUID();
+  let requestId: string | undefined;
+  await assert.rejects(
+    sql.begin(async (tx) => {
+      const [r] = await tx`select net.http_post(${stack().functionsUrl + "/health-check"}, ${
+        tx.json({ trigger: "test", marker })
+      }) as id`;
+      requestId = String(r.id);
+      throw new Error("roll back");
+    }),
+    /roll back/,
+  );
+  assert.ok(requestId);
+  // A committed request queued after it is answered; by then the rolled-back one would have been sent too.
+  const [{ id: later }] = await sql`select net.http_get(${stack().functionsUrl + "/no-such-function"}) as id`;
+  await waitFor("the later request", async () => {
+    const [r] = await sql`select 1 from net._http_response where id = ${later}`;
+    return r;
+  });
+  const sent = await sql`select id from net._http_response where id = ${requestId}`;
+  assert.equal(sent.length, 0, "the rolled-back request produced no response row");
+  const queued = await sql`select id from net.http_request_queue where id = ${requestId}`;
+  assert.equal(queued.length, 0, "and it is not waiting in the queue either");
+});
+
+Deno.test("net.http_post honours timeout_milliseconds", async () => {
+  const sql = testSql();
+  // A listener that never answers.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const conns: Deno.Conn[] = [];
+  (async () => {
+    for await (const c of listener) conns.push(c);
+  })();
+  try {
+    const [{ id }] = await sql`
+      select net.http_post(${`http://127.0.0.1:${port}/`}, '{}'::jsonb, timeout_milliseconds => 300) as id`;
+    const r = await waitFor("the timed-out response", async () => {
+      const [row] = await sql`select timed_out, error_msg, status_code from net._http_response where id = ${id}`;
+      return row;
+    });
+    assert.equal(r.timed_out, true);
+    assert.equal(r.status_code, null);
+    assert.match(String(r.error_msg), /Timeout of 300 ms/);
+  } finally {
+    listener.close();
+    for (const c of conns) c.close();
+  }
+});
