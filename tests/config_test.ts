@@ -1,0 +1,49 @@
+// Configuration: parsed once, a missing required value is a start-up error that names it.
+import assert from "node:assert/strict";
+import { loadConfig } from "../shared/config.ts";
+import { ConfigError } from "../shared/errors.ts";
+
+const complete = {
+  SUPABASE_DB_URL: "postgresql://postgres:postgres@127.0.0.1:5432/postgres",
+  SUPABASE_SECRET_KEY: "sb_secret_0123456789abcdef",
+  EVOLUTION_API_URL: "http://127.0.0.1:8080/",
+  EVOLUTION_API_KEY: "evo-key",
+  WEBHOOK_BASE_URL: "https://app.example/fn/",
+  WEBHOOK_SECRET: "0123456789abcdef0123",
+};
+
+Deno.test("loadConfig() applies defaults and trims trailing slashes", () => {
+  const c = loadConfig(complete);
+  assert.equal(c.instancePrefix, "revalya-");
+  assert.equal(c.logRetentionDays, 30);
+  assert.equal(c.evolution.url, "http://127.0.0.1:8080");
+  assert.equal(c.webhookBaseUrl, "https://app.example/fn");
+  assert.equal(c.slackWebhookUrl, undefined);
+  assert.equal(c.email, undefined);
+});
+
+Deno.test("loadConfig() accepts SUPABASE_SERVICE_ROLE_KEY for the secret key", () => {
+  const { SUPABASE_SECRET_KEY: _, ...rest } = complete;
+  const c = loadConfig({ ...rest, SUPABASE_SERVICE_ROLE_KEY: "legacy-service-role-key-0123" });
+  assert.equal(c.secretKey, "legacy-service-role-key-0123");
+});
+
+Deno.test("loadConfig() names every missing variable", () => {
+  const { EVOLUTION_API_KEY: _a, WEBHOOK_SECRET: _b, ...rest } = complete;
+  assert.throws(() => loadConfig(rest), (e: unknown) => {
+    assert.ok(e instanceof ConfigError);
+    assert.deepEqual(e.missing.sort(), ["EVOLUTION_API_KEY", "WEBHOOK_SECRET"]);
+    assert.match(e.message, /missing EVOLUTION_API_KEY, WEBHOOK_SECRET|missing WEBHOOK_SECRET, EVOLUTION_API_KEY/);
+    return true;
+  });
+});
+
+Deno.test("loadConfig() treats an empty value as missing and names an invalid one", () => {
+  assert.throws(() => loadConfig({ ...complete, EVOLUTION_API_URL: "" }), /missing EVOLUTION_API_URL/);
+  assert.throws(() => loadConfig({ ...complete, LOG_RETENTION_DAYS: "zero" }), /invalid LOG_RETENTION_DAYS/);
+  assert.throws(() => loadConfig({ ...complete, INSTANCE_PREFIX: "Bad Prefix" }), /invalid INSTANCE_PREFIX/);
+});
+
+Deno.test("loadConfig() refuses email alerts without an email API", () => {
+  assert.throws(() => loadConfig({ ...complete, ALERT_EMAIL_TO: "ops@example.com" }), /EMAIL_API_URL/);
+});
