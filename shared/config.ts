@@ -29,6 +29,7 @@ export const Env = z.object({
   EMAIL_API_URL: optionalUrl,
   EMAIL_API_KEY: optionalString,
   STATUS_PAGE_TOKEN: optionalString,
+  ALERT_LOG: z.enum(["true", "false", "1", "0"]).optional(),
 });
 export type Env = z.infer<typeof Env>;
 
@@ -46,6 +47,8 @@ export interface Config {
   slackWebhookUrl?: string;
   email?: { to: string; from: string; apiUrl: string; apiKey?: string };
   statusPageToken?: string;
+  /** Whether alerts are also written to the function log (default true; `ALERT_LOG=false` turns it off). */
+  alertLog?: boolean;
 }
 
 /**
@@ -102,5 +105,6 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
       }
       : undefined,
     statusPageToken: e.STATUS_PAGE_TOKEN,
+    alertLog: e.ALERT_LOG !== "false" && e.ALERT_LOG !== "0",
   };
 }

@@ -44,6 +44,8 @@ export interface JobDefinition<S extends z.ZodObject = z.ZodObject> {
   isDryRun?: (input: z.infer<S>) => boolean;
   /** How long a run may hold the lease before another run may take over (default 10 min). */
   leaseSeconds?: number;
+  /** Called when the database is unreachable (the run cannot be recorded): e.g. alert directly. Merged into the report. */
+  onDatabaseUnavailable?(deps: Deps, error: unknown): Promise<Record<string, unknown>>;
   run(ctx: JobContext<z.infer<S>>): Promise<JobOutcome>;
 }
 
@@ -133,7 +135,11 @@ export async function runJob<S extends z.ZodObject>(
     });
   } catch (error) {
     // The database is the one place a run is recorded; without it, answer with the cause and stop.
-    return finish("error", { error: `Cannot record the run as the database is unavailable: ${errorMessage(error)}` });
+    const extra = await job.onDatabaseUnavailable?.(deps, error).catch((e) => ({ hookError: errorMessage(e) }));
+    return finish("error", {
+      error: `Cannot record the run as the database is unavailable: ${errorMessage(error)}`,
+      ...extra,
+    });
   }
 
   if (holder) {

@@ -1,0 +1,172 @@
+/**
+ * @module
+ * The notification channels: a Slack incoming webhook (Block Kit message), an HTTP email API (POST JSON
+ * `{from, to, subject, text}` with a Bearer key; Edge Functions cannot reach SMTP ports) and the log. Each is
+ * enabled by configuration; a failed delivery throws a {@link DeliveryError} that says whether a retry can help.
+ */
+import pRetry from "p-retry";
+import type { Config } from "../config.ts";
+
+/** A message to the operators. `dedupeKey`: the same key is delivered at most once per channel. */
+export interface Notification {
+  severity: "info" | "warning" | "critical";
+  title: string;
+  text: string;
+  fields?: Record<string, string | number>;
+  dedupeKey?: string;
+}
+
+/** Names of the channels, as stored in `maintenance.notification_outbox.channel`. */
+export type ChannelName = "slack" | "email" | "log";
+
+/** A channel: delivers one notification or throws a {@link DeliveryError}. */
+export interface Channel {
+  name: ChannelName;
+  deliver(message: Notification): Promise<void>;
+}
+
+/** A delivery that did not go through. `retryable`: a later attempt may succeed (5xx, 429, network, timeout). */
+export class DeliveryError extends Error {
+  override name = "DeliveryError";
+  readonly code: string;
+  readonly retryable: boolean;
+  readonly status: number | null;
+  readonly retryAfterMs: number | null;
+  constructor(
+    message: string,
+    options: {
+      code: string;
+      retryable: boolean;
+      status?: number | null;
+      retryAfterMs?: number | null;
+      cause?: unknown;
+    },
+  ) {
+    super(message, { cause: options.cause });
+    this.code = options.code;
+    this.retryable = options.retryable;
+    this.status = options.status ?? null;
+    this.retryAfterMs = options.retryAfterMs ?? null;
+  }
+}
+
+const ICON: Record<Notification["severity"], string> = { critical: "🔴", warning: "🟠", info: "🟢" };
+const TIMEOUT_MS = 10_000;
+
+function retryAfterMs(res: Response): number | null {
+  const v = res.headers.get("retry-after");
+  if (!v) return null;
+  const secs = Number(v);
+  if (Number.isFinite(secs)) return Math.max(0, secs * 1000);
+  const at = Date.parse(v);
+  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : null;
+}
+
+/** POSTs JSON; maps the answer to success or a {@link DeliveryError} (4xx permanent except 408/429). */
+async function post(channel: ChannelName, url: string, body: unknown, headers: Record<string, string> = {}) {
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+  } catch (error) {
+    const timeout = (error as Error)?.name === "TimeoutError";
+    throw new DeliveryError(
+      `Cannot deliver to ${channel} as ${
+        timeout ? `it did not answer within ${TIMEOUT_MS} ms` : `it is unreachable: ${(error as Error)?.message}`
+      }`,
+      { code: timeout ? "timeout" : "unreachable", retryable: true, cause: error },
+    );
+  }
+  const text = (await res.text().catch(() => "")).slice(0, 300);
+  if (res.ok) return text;
+  const retryable = res.status >= 500 || res.status === 429 || res.status === 408;
+  throw new DeliveryError(`Cannot deliver to ${channel} as it answered HTTP ${res.status}: ${text || res.statusText}`, {
+    code: res.status === 429 ? "rate_limited" : retryable ? "server_error" : "rejected",
+    retryable,
+    status: res.status,
+    retryAfterMs: retryAfterMs(res),
+  });
+}
+
+/** The Slack Block Kit message of a notification (header, text, up to 10 fields, context). */
+export function slackMessage(message: Notification): Record<string, unknown> {
+  const fields = Object.entries(message.fields ?? {}).slice(0, 10).map(([k, v]) => ({
+    type: "mrkdwn",
+    text: `*${k}*\n${String(v).slice(0, 1900)}`,
+  }));
+  const title = `${ICON[message.severity]} ${message.title}`;
+  const blocks: Record<string, unknown>[] = [
+    { type: "header", text: { type: "plain_text", text: title.slice(0, 150), emoji: true } },
+    { type: "section", text: { type: "mrkdwn", text: message.text.slice(0, 3000) || " " } },
+  ];
+  if (fields.length) blocks.push({ type: "section", fields });
+  blocks.push({
+    type: "context",
+    elements: [{ type: "mrkdwn", text: `${message.severity.toUpperCase()} · WhatsApp integration maintenance` }],
+  });
+  return { text: title.slice(0, 3000), blocks };
+}
+
+/** Slack incoming webhook: 200 `ok`; 4xx (invalid_payload, no_service, …) permanent; 429/5xx retried. */
+export function slackChannel(url: string): Channel {
+  return {
+    name: "slack",
+    async deliver(message) {
+      await post("slack", url, slackMessage(message));
+    },
+  };
+}
+
+/** Email through an HTTP email API (Resend-style): `{from, to, subject, text}` with `Authorization: Bearer`. */
+export function emailChannel(email: NonNullable<Config["email"]>): Channel {
+  const to = email.to.split(",").map((s) => s.trim()).filter(Boolean);
+  return {
+    name: "email",
+    async deliver(message) {
+      const fields = Object.entries(message.fields ?? {}).map(([k, v]) => `${k}: ${v}`).join("\n");
+      await post("email", email.apiUrl, {
+        from: email.from,
+        to: to.length === 1 ? to[0] : to,
+        subject: `[${message.severity.toUpperCase()}] ${message.title}`,
+        text: fields ? `${message.text}\n\n${fields}` : message.text,
+      }, email.apiKey ? { authorization: `Bearer ${email.apiKey}` } : {});
+    },
+  };
+}
+
+/** The log channel: one JSON line per notification on stdout (Supabase keeps function logs). */
+export function logChannel(): Channel {
+  return {
+    name: "log",
+    deliver(message) {
+      console.log(JSON.stringify({ level: "alert", ...message }));
+      return Promise.resolve();
+    },
+  };
+}
+
+/** The channels the configuration enables: Slack and email when configured, the log unless `alertLog` is false. */
+export function channelsFor(config: Config): Channel[] {
+  const channels: Channel[] = [];
+  if (config.slackWebhookUrl) channels.push(slackChannel(config.slackWebhookUrl));
+  if (config.email) channels.push(emailChannel(config.email));
+  if (config.alertLog !== false) channels.push(logChannel());
+  return channels;
+}
+
+/**
+ * Delivers with a short in-process retry (p-retry: one retry after ~250 ms, only for retryable failures and a
+ * Retry-After of at most 2 s); longer outages are left to the outbox's backoff across runs.
+ */
+export async function deliverWithRetry(channel: Channel, message: Notification): Promise<void> {
+  await pRetry(() => channel.deliver(message), {
+    retries: 1,
+    minTimeout: 250,
+    factor: 2,
+    shouldRetry: ({ error }) => error instanceof DeliveryError && error.retryable && (error.retryAfterMs ?? 0) <= 2_000,
+  });
+}
