@@ -59,7 +59,7 @@ const SLACK_ERRORS: Record<number, string> = {
 };
 
 /** Starts both receivers on one port (0 = any). */
-export async function startReceivers(
+export function startReceivers(
   options: { port?: number; emailApiKey?: string } = {},
 ): Promise<Receivers> {
   const emailApiKey = options.emailApiKey ?? "re_test_key";
@@ -154,14 +154,14 @@ export async function startReceivers(
   const server = Deno.serve({ hostname: "127.0.0.1", port: options.port ?? 0, onListen: () => {} }, handler);
   const port = server.addr.port;
   const url = `http://127.0.0.1:${port}`;
-  return {
+  return Promise.resolve({
     url,
     slackUrl: `${url}/slack/services/T0000/B0000/local`,
     emailUrl: `${url}/email/send`,
     emailApiKey,
     control,
     close: () => server.shutdown(),
-  };
+  });
 }
 
 if (import.meta.main) {
