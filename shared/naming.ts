@@ -4,6 +4,7 @@
  * a slug. A valid slug is lowercase letters, digits and single hyphens, so it can never be a path trick.
  */
 import { z } from "zod";
+import { ValidationError } from "./errors.ts";
 
 /** Longest slug accepted (the instance name adds the prefix; Evolution names are stored as text). */
 export const SLUG_MAX_LENGTH = 63;
@@ -38,4 +39,50 @@ export function slugFromInstance(name: string, prefix: string): Slug | null {
   if (!name.startsWith(prefix)) return null;
   const slug = name.slice(prefix.length);
   return isSlug(slug) ? slug : null;
+}
+
+/** The request header carrying a tenant's webhook token (set on the instance's webhook at creation). */
+export const WEBHOOK_TOKEN_HEADER = "x-webhook-token";
+
+const hmacKeys = new Map<string, Promise<CryptoKey>>();
+
+function hmacKey(secret: string): Promise<CryptoKey> {
+  let key = hmacKeys.get(secret);
+  if (!key) {
+    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+      "sign",
+    ]);
+    hmacKeys.set(secret, key);
+  }
+  return key;
+}
+
+/**
+ * The tenant's webhook token: hex HMAC-SHA256 of the slug under `WEBHOOK_SECRET` (WebCrypto). Evolution sends it in
+ * {@link WEBHOOK_TOKEN_HEADER}; the receiver recomputes it, so no per-tenant secret is stored anywhere.
+ * Throws a ValidationError for an invalid slug.
+ */
+export async function webhookToken(slug: string, secret: string): Promise<string> {
+  const valid = parseSlug(slug);
+  const mac = await crypto.subtle.sign("HMAC", await hmacKey(secret), new TextEncoder().encode(valid));
+  return Array.from(new Uint8Array(mac), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Validates a slug where it enters (route parameter, request body, CLI argument): returns it, or throws a
+ * {@link ValidationError} (400) naming `field`. Rejects path tricks (`../x`, `a%2Fb`), upper case, look-alike
+ * unicode and anything longer than {@link SLUG_MAX_LENGTH}, without echoing a huge value back.
+ */
+export function parseSlug(value: unknown, field = "slug"): Slug {
+  const parsed = Slug.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const shown = typeof value === "string"
+    ? `'${value.length > 80 ? value.slice(0, 80) + "…" : value}'`
+    : value === undefined
+    ? "missing"
+    : typeof value;
+  throw new ValidationError(`Invalid '${field}': ${parsed.error.issues[0]?.message ?? "not a slug"}: got ${shown}`, {
+    code: "invalid_slug",
+    details: [{ field, message: parsed.error.issues[0]?.message ?? "not a slug" }],
+  });
 }

@@ -167,6 +167,10 @@ export async function runJob<S extends z.ZodObject>(
       error: errorMessage(error),
     };
   }
+  // Evolution call logs are buffered; write them before the runtime may freeze the process. Never throws.
+  try {
+    await deps.evolution.flushLogs?.();
+  } catch { /* logging never fails a run */ }
   const response = finish(outcome.status, outcome.report);
 
   // 3. Complete the row and release the lease. A failure here is retried once, then left to lease expiry.
