@@ -62,10 +62,13 @@ export function missedRunCause(s: ScheduledJobStatus): string {
   return "pg_cron ran it, but the function did not record a run (not deployed, or it timed out before starting)";
 }
 
-/** Reads the scheduled jobs and returns the missed runs as `missed_run:<job>` alert candidates. */
+/**
+ * Reads the scheduled jobs and returns the missed runs as `missed_run:<job>` alert candidates. `runningJob`: the job
+ * doing the check when its own schedule called it (it is demonstrably running; a manual run does not prove that).
+ */
 export async function deadManCheck(
   sql: Sql,
-  options: { now: Date; graceMs?: number },
+  options: { now: Date; graceMs?: number; runningJob?: string },
 ): Promise<DeadManReport> {
   const rows = await sql<ScheduledJobStatus[]>`select * from maintenance.scheduled_job_status()`;
   let graceMs = options.graceMs;
@@ -77,7 +80,8 @@ export async function deadManCheck(
   const now = options.now.getTime();
   const report: DeadManReport = { watched: 0, missed: [], unparsable: [], candidates: [] };
   for (const s of rows) {
-    if (!s.active) continue;
+    // inactive schedules are paused on purpose; the job running this check (called by its schedule) is alive
+    if (!s.active || s.job === options.runningJob) continue;
     let cron: Cron;
     try {
       cron = new Cron(s.schedule, { timezone: "UTC", paused: true });

@@ -1,19 +1,401 @@
 /**
  * @module
- * The `health-check` job (logic lands with its issue; until then the run row, auth and validation are real).
+ * The `health-check` job (every 5 minutes): Evolution (`GET /`, latency, version), the database (round trip), the
+ * Supabase REST/Auth health endpoints where `SUPABASE_URL` is set, and every active tenant's instance from ONE
+ * `fetchInstances` call (`connectionState` only where the listed status is not conclusive, with bounded
+ * concurrency). The per-tenant bookkeeping, the log-based rules and the alert lifecycle run set-wise in SQL; the
+ * dead-man check watches the other scheduled jobs (and health-check's own schedule); the outbox is drained last.
  */
 import { z } from "zod";
-import type { JobDefinition } from "./runner.ts";
+import pMap from "p-map";
+import type { Deps } from "../deps.ts";
+import { errorMessage } from "../errors.ts";
+import { instanceName, Slug } from "../naming.ts";
+import type { ConnectionState, InstanceSummary } from "../evolution/types.ts";
+import { channelsFor } from "../alerts/channels.ts";
+import { drainOutbox } from "../alerts/outbox.ts";
+import { type AlertCandidate, evaluateAlerts, type PlatformAlertKind } from "../alerts/lifecycle.ts";
+import { deadManCheck } from "../alerts/deadman.ts";
+import type { JobDefinition, JobOutcome, JobStatus, Trigger } from "./runner.ts";
 
-/** Input accepted by `health-check`. */
-export const HealthCheckInput = z.object({});
+/** Input accepted by `health-check`: optionally only some tenants (then alerts of other tenants are left as they are). */
+export const HealthCheckInput = z.object({
+  tenants: z.array(Slug).min(1).max(5000).optional(),
+});
 export type HealthCheckInput = z.infer<typeof HealthCheckInput>;
+
+/** Health of one service. */
+export interface ServiceHealth {
+  status: "healthy" | "degraded" | "unhealthy" | "skipped";
+  latencyMs?: number;
+  version?: string;
+  error?: string;
+  reason?: string;
+  endpoints?: Record<string, number | string>;
+}
+
+/** One tenant's result as sent to `maintenance.record_tenant_health`. */
+interface TenantResult {
+  tenant_id: string;
+  slug: string;
+  state: "healthy" | "degraded" | "unhealthy";
+  issue_code?: string;
+  issue?: string;
+  severity?: "high" | "medium";
+  evolution_state?: string | null;
+  details?: Record<string, unknown>;
+}
+
+interface TenantRow {
+  id: string;
+  slug: string;
+  integration_id: string | null;
+  integration_active: boolean | null;
+  instance_name: string | null;
+}
+
+const DB_SLOW_MS = 1_000;
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ value?: T; error?: unknown; ms: number }> {
+  const t0 = performance.now();
+  try {
+    const value = await fn();
+    return { value, ms: Math.round(performance.now() - t0) };
+  } catch (error) {
+    return { error, ms: Math.round(performance.now() - t0) };
+  }
+}
+
+async function checkEvolution(deps: Deps): Promise<ServiceHealth> {
+  const r = await timed(() => deps.evolution.serverInfo());
+  if (r.error) return { status: "unhealthy", latencyMs: r.ms, error: errorMessage(r.error) };
+  return { status: "healthy", latencyMs: r.ms, version: r.value!.version };
+}
+
+async function checkDatabase(deps: Deps): Promise<ServiceHealth> {
+  const r = await timed(() => deps.sql`select 1 as ok`);
+  if (r.error) return { status: "unhealthy", latencyMs: r.ms, error: errorMessage(r.error) };
+  return r.ms > DB_SLOW_MS
+    ? { status: "degraded", latencyMs: r.ms, reason: `round trip over ${DB_SLOW_MS} ms` }
+    : { status: "healthy", latencyMs: r.ms };
+}
+
+/** Supabase REST (`/rest/v1/`) and Auth (`/auth/v1/health`), only where SUPABASE_URL is configured. */
+async function checkSupabase(deps: Deps): Promise<ServiceHealth> {
+  const base = deps.config.supabaseUrl?.replace(/\/+$/, "");
+  if (!base) return { status: "skipped", reason: "SUPABASE_URL is not set" };
+  const key = deps.config.publishableKey ?? deps.config.secretKey;
+  const endpoints: Record<string, number | string> = {};
+  const t0 = performance.now();
+  await Promise.all(
+    [["rest", `${base}/rest/v1/`], ["auth", `${base}/auth/v1/health`]].map(async ([name, url]) => {
+      try {
+        const res = await fetch(url, { headers: { apikey: key }, signal: AbortSignal.timeout(5_000) });
+        await res.body?.cancel();
+        endpoints[name] = res.status;
+      } catch (error) {
+        endpoints[name] = errorMessage(error);
+      }
+    }),
+  );
+  const failed = Object.entries(endpoints).filter(([, v]) => typeof v !== "number" || v >= 500);
+  return {
+    status: failed.length ? "unhealthy" : "healthy",
+    latencyMs: Math.round(performance.now() - t0),
+    endpoints,
+    ...(failed.length ? { error: failed.map(([k, v]) => `${k}: ${v}`).join("; ") } : {}),
+  };
+}
+
+/** The seed's tenant rules, from the one instance listing (and connectionState where it is not conclusive). */
+async function checkTenants(
+  deps: Deps,
+  tenants: TenantRow[],
+  instances: Map<string, InstanceSummary> | null,
+  evolutionError: string | null,
+  concurrency: number,
+): Promise<{ results: TenantResult[]; connectionStateCalls: number }> {
+  const results: TenantResult[] = [];
+  const pending: Array<{ tenant: TenantRow; name: string; listed: ConnectionState }> = [];
+  for (const t of tenants) {
+    if (!t.integration_id) {
+      results.push({
+        tenant_id: t.id,
+        slug: t.slug,
+        state: "healthy",
+        details: { message: "No WhatsApp integration" },
+      });
+      continue;
+    }
+    if (!t.integration_active) {
+      results.push({
+        tenant_id: t.id,
+        slug: t.slug,
+        state: "healthy",
+        details: { message: "WhatsApp integration disabled" },
+      });
+      continue;
+    }
+    const name = t.instance_name || instanceName(t.slug, deps.config.instancePrefix);
+    if (!instances) {
+      results.push({
+        tenant_id: t.id,
+        slug: t.slug,
+        state: "unhealthy",
+        issue_code: "evolution_unreachable",
+        issue: `Evolution API unreachable: ${evolutionError}`,
+        severity: "high",
+        evolution_state: "unknown",
+        details: { instance: name },
+      });
+      continue;
+    }
+    const listed = instances.get(name);
+    if (!listed) {
+      results.push({
+        tenant_id: t.id,
+        slug: t.slug,
+        state: "unhealthy",
+        issue_code: "instance_missing",
+        issue: "Instance not found in Evolution API",
+        severity: "high",
+        evolution_state: "missing",
+        details: { instance: name },
+      });
+      continue;
+    }
+    // the listing's status is the stored one: open/close are conclusive, connecting/unknown are asked again
+    if (listed.state === "open" || listed.state === "close") results.push(stateResult(t, name, listed.state, false));
+    else pending.push({ tenant: t, name, listed: listed.state });
+  }
+  await pMap(pending, async ({ tenant, name, listed }) => {
+    try {
+      const state = await deps.evolution.connectionState(name);
+      results.push(stateResult(tenant, name, state, true, listed));
+    } catch (error) {
+      const notFound = (error as { code?: string })?.code === "not_found";
+      results.push({
+        tenant_id: tenant.id,
+        slug: tenant.slug,
+        state: "unhealthy",
+        issue_code: notFound ? "instance_missing" : "check_error",
+        issue: notFound
+          ? "Instance not found in Evolution API"
+          : `Cannot read the connection state: ${errorMessage(error)}`,
+        severity: "high",
+        evolution_state: notFound ? "missing" : "unknown",
+        details: { instance: name, listed },
+      });
+    }
+  }, { concurrency });
+  return { results, connectionStateCalls: pending.length };
+}
+
+function stateResult(
+  t: TenantRow,
+  name: string,
+  state: ConnectionState,
+  asked: boolean,
+  listed?: ConnectionState,
+): TenantResult {
+  const details = { instance: name, ...(asked ? { listed, source: "connectionState" } : {}) };
+  if (state === "open") return { tenant_id: t.id, slug: t.slug, state: "healthy", evolution_state: state, details };
+  return {
+    tenant_id: t.id,
+    slug: t.slug,
+    state: "degraded",
+    issue_code: "instance_disconnected",
+    issue: `WhatsApp not connected (${state})`,
+    severity: "medium",
+    evolution_state: state,
+    details,
+  };
+}
+
+/** Process-level memory of a database outage (the database cannot record it): notify once per repeat interval. */
+const databaseOutage: { since: Date | null; notifiedAt: Date | null } = { since: null, notifiedAt: null };
+const DATABASE_REPEAT_MS = 4 * 3600_000;
+
+/** Called by the runner when the database is unreachable: alert directly on every channel (no outbox). */
+export async function onDatabaseUnavailable(deps: Deps, error: unknown): Promise<Record<string, unknown>> {
+  const now = deps.now();
+  databaseOutage.since ??= now;
+  const due = !databaseOutage.notifiedAt || now.getTime() - databaseOutage.notifiedAt.getTime() >= DATABASE_REPEAT_MS;
+  if (!due) return { databaseDown: { since: databaseOutage.since.toISOString(), notified: false } };
+  const notifier = deps.notify.sendDirect ? deps.notify : null;
+  const message = {
+    severity: "critical" as const,
+    title: `${databaseOutage.notifiedAt ? "[FIRING, still]" : "[FIRING]"} Database unreachable`,
+    text: `health-check cannot reach the database: ${errorMessage(error)}. Jobs cannot record runs or alerts.`,
+    fields: { alert: "database_down", since: databaseOutage.since.toISOString() },
+  };
+  const sent = notifier?.sendDirect ? await notifier.sendDirect(message) : [];
+  databaseOutage.notifiedAt = now;
+  return { databaseDown: { since: databaseOutage.since.toISOString(), notified: true, channels: sent } };
+}
+
+async function databaseRecovered(deps: Deps): Promise<boolean> {
+  if (!databaseOutage.since) return false;
+  const since = databaseOutage.since;
+  const notified = databaseOutage.notifiedAt;
+  databaseOutage.since = null;
+  databaseOutage.notifiedAt = null;
+  if (!notified) return false;
+  await deps.notify.send({
+    severity: "info",
+    title: "[RESOLVED] Database unreachable",
+    text: `The database is reachable again (unreachable since ${since.toISOString()}).`,
+    fields: { alert: "database_down", status: "resolved" },
+    dedupeKey: `database_down:resolved:${since.toISOString()}`,
+  });
+  return true;
+}
+
+/** Runs one health check (the logic of the `health-check` job). */
+export async function runHealthCheck(
+  deps: Deps,
+  ctx: { runId: string; input: HealthCheckInput; trigger?: Trigger },
+): Promise<JobOutcome> {
+  const { sql } = deps;
+  const at = deps.now();
+  const scope = ctx.input.tenants ?? null;
+  const channels = deps.notify.channels ?? channelsFor(deps.config);
+
+  const [evolution, database, supabase] = await Promise.all([
+    checkEvolution(deps),
+    checkDatabase(deps),
+    checkSupabase(deps),
+  ]);
+  const databaseRecoveredNow = await databaseRecovered(deps).catch(() => false);
+
+  const [settings] = await sql<{ concurrency: number }[]>`
+    select coalesce((maintenance.setting('health_check_concurrency') #>> '{}')::int, 8) as concurrency`;
+  const tenants = await sql<TenantRow[]>`
+    select t.id, t.slug, ti.id as integration_id, ti.is_active as integration_active,
+      ti.config ->> 'instance_name' as instance_name
+    from public.tenants t
+    left join public.tenant_integrations ti on ti.tenant_id = t.id and ti.integration_type = 'whatsapp'
+    where coalesce(t.is_active, true) and (${scope}::text[] is null or t.slug = any (${scope}::text[]))
+    order by t.slug`;
+
+  // ONE listing for every tenant (the seed asks once per tenant)
+  let instances: Map<string, InstanceSummary> | null = null;
+  let fetchInstancesCalls = 0;
+  const needsEvolution = tenants.some((t) => t.integration_id && t.integration_active);
+  if (evolution.status === "healthy" && needsEvolution) {
+    fetchInstancesCalls = 1;
+    const listed = await timed(() => deps.evolution.fetchInstances());
+    if (listed.error) {
+      evolution.status = "unhealthy";
+      evolution.error = `fetchInstances failed: ${errorMessage(listed.error)}`;
+    } else {
+      instances = new Map(listed.value!.map((i) => [i.name, i]));
+    }
+  } else if (evolution.status === "healthy") {
+    instances = new Map();
+  }
+  const evolutionDown = evolution.status === "unhealthy";
+  const checked = await checkTenants(deps, tenants, instances, evolution.error ?? null, settings.concurrency);
+
+  const [{ summary }] = await sql<{ summary: Record<string, unknown> & { issues: unknown[]; issueCount: number } }[]>`
+    select maintenance.record_tenant_health(${ctx.runId}, ${at}, ${sql.json(checked.results as never)},
+      ${scope === null}) as summary`;
+
+  const deadman = await deadManCheck(sql, {
+    now: at,
+    runningJob: ctx.trigger === "cron" ? "health-check" : undefined,
+  });
+
+  const candidates: AlertCandidate[] = [...deadman.candidates];
+  const platformKinds: PlatformAlertKind[] = ["evolution_down", "missed_run"];
+  if (evolutionDown) {
+    candidates.push({
+      fingerprint: "evolution_down",
+      kind: "evolution_down",
+      severity: "critical",
+      summary: "Evolution API is down",
+      labels: { service: "evolution" },
+      details: {
+        text:
+          `Evolution API at ${deps.config.evolution.url} is not answering: ${evolution.error}. Per-tenant alerts are silenced until it is back.`,
+        error: evolution.error,
+      },
+    });
+  }
+  if (supabase.status !== "skipped") {
+    platformKinds.push("supabase_down");
+    if (supabase.status === "unhealthy") {
+      candidates.push({
+        fingerprint: "supabase_down",
+        kind: "supabase_down",
+        severity: "critical",
+        summary: "Supabase REST/Auth health check failed",
+        labels: { service: "supabase" },
+        details: { text: `Supabase health endpoints failed: ${supabase.error}.`, endpoints: supabase.endpoints },
+      });
+    }
+  }
+  const alerts = await evaluateAlerts(sql, { runId: ctx.runId, at, candidates }, {
+    platformKinds,
+    tenantsEvaluated: !evolutionDown,
+    massDetection: !evolutionDown,
+    fullRun: scope === null,
+    channels: channels.map((c) => c.name),
+  });
+  const delivery = await drainOutbox(sql, channels);
+
+  // the seed's overall rules: an unhealthy service or a critical (high) issue → unhealthy; any issue → degraded
+  const services = { evolution_api: evolution, database, supabase };
+  const unhealthyService = Object.values(services).some((s) => s.status === "unhealthy");
+  const critical = checked.results.some((r) => r.severity === "high");
+  const anyIssue = summary.issueCount > 0 || deadman.missed.length > 0 ||
+    Object.values(services).some((s) => s.status === "degraded");
+  const status: JobStatus = unhealthyService || critical ? "unhealthy" : anyIssue ? "degraded" : "healthy";
+
+  return {
+    status,
+    report: {
+      timestamp: at.toISOString(),
+      overall_status: status,
+      scope: scope ? { tenants: scope.length } : "all",
+      services,
+      tenants: {
+        checked: summary.checked,
+        healthy: summary.healthy,
+        degraded: summary.degraded,
+        unhealthy: summary.unhealthy,
+        changed: summary.changed,
+        wentDown: summary.wentDown,
+        flapping: summary.flapping,
+        zombies: summary.zombies,
+        removed: summary.removed,
+      },
+      issues: summary.issues,
+      issueCount: summary.issueCount,
+      evolutionCalls: {
+        serverInfo: 1,
+        fetchInstances: fetchInstancesCalls,
+        connectionState: checked.connectionStateCalls,
+      },
+      deadman: { watched: deadman.watched, missed: deadman.missed, unparsable: deadman.unparsable },
+      alerts,
+      notifications: {
+        channels: channels.map((c) => c.name),
+        sent: delivery.sent,
+        retrying: delivery.retrying,
+        failed: delivery.failed,
+        errors: delivery.errors.slice(0, 20),
+      },
+      ...(databaseRecoveredNow ? { databaseRecovered: true } : {}),
+    },
+  };
+}
 
 /** The `health-check` job. */
 export const healthCheck: JobDefinition<typeof HealthCheckInput> = {
   name: "health-check",
   input: HealthCheckInput,
-  run() {
-    return Promise.resolve({ status: "ok", report: { implemented: false } });
-  },
+  leaseSeconds: 240,
+  onDatabaseUnavailable,
+  run: ({ deps, input, runId, trigger }) => runHealthCheck(deps, { runId, input, trigger }),
 };

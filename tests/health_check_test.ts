@@ -1,0 +1,347 @@
+// health-check on the real test database with the in-process Evolution simulator and the local Slack receiver.
+// Runs are scoped to this file's own tenants (health-check's `tenants` input); platform alerts are global, so the
+// tests that raise them run in sequence here and leave them resolved.
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { createTenant, testDeps, testSql } from "./_helpers.ts";
+import { type Simulator, startSimulator } from "../dev/evolution_sim/app.ts";
+import { type Receivers, startReceivers } from "../dev/receivers.ts";
+import { buildDeps, type Deps } from "../shared/deps.ts";
+import { healthCheck, runHealthCheck } from "../shared/jobs/health_check.ts";
+import { runJob } from "../shared/jobs/runner.ts";
+
+interface Fixture {
+  sim: Simulator;
+  rx: Receivers;
+  deps: Deps;
+  run(tenants: string[]): Promise<Record<string, unknown>>;
+  /** Slack messages that mention `needle` (a fingerprint or a slug), as their fallback text. */
+  slack(needle: string): string[];
+  close(): Promise<void>;
+}
+
+async function fixture(): Promise<Fixture> {
+  const sim = await startSimulator({ port: 0 });
+  const rx = await startReceivers();
+  const deps = testDeps({
+    env: {
+      EVOLUTION_API_URL: sim.url,
+      EVOLUTION_API_KEY: sim.apiKey,
+      SLACK_WEBHOOK_URL: rx.slackUrl,
+      ALERT_LOG: "false",
+    },
+  });
+  return {
+    sim,
+    rx,
+    deps,
+    async run(tenants) {
+      const out = await runHealthCheck(deps, { runId: crypto.randomUUID(), input: { tenants } });
+      return { status: out.status, ...out.report };
+    },
+    slack: (needle) =>
+      rx.control.received("slack").filter((m) => JSON.stringify(m.body).includes(needle)).map((m) =>
+        String(m.body.text)
+      ),
+    async close() {
+      await sim.close();
+      await rx.close();
+    },
+  };
+}
+
+async function dropTenants(slugs: string[]) {
+  await testSql()`delete from public.tenants where slug = any (${slugs}::text[])`;
+}
+
+Deno.test("healthCheck() notifies once when a tenant's instance goes close, across several runs, and once when it reopens", async () => {
+  const f = await fixture();
+  const { slug } = await createTenant({ prefix: "hc-close" });
+  const fp = `instance_disconnected:${slug}`;
+  try {
+    f.sim.control.seedInstance(`revalya-${slug}`, { state: "open" });
+    const r1 = await f.run([slug]);
+    assert.equal(r1.status, "healthy");
+    f.sim.control.setState(`revalya-${slug}`, "close");
+    for (let i = 0; i < 3; i++) {
+      const r = await f.run([slug]);
+      assert.equal(r.status, "degraded");
+    }
+    assert.deepEqual(f.slack(fp), [`🟠 [FIRING] ${slug}: WhatsApp not connected (close)`]);
+    const [h] = await testSql()`
+      select state, issue_code, consecutive, since < last_checked_at as kept_since
+      from maintenance.tenant_health where tenant_slug = ${slug}`;
+    assert.deepEqual({ ...h }, {
+      state: "degraded",
+      issue_code: "instance_disconnected",
+      consecutive: 3,
+      kept_since: true,
+    });
+
+    f.sim.control.setState(`revalya-${slug}`, "open");
+    await f.run([slug]);
+    await f.run([slug]);
+    const messages = f.slack(fp);
+    assert.equal(messages.filter((m) => m.includes("[FIRING]")).length, 1, "still one firing notification");
+    assert.equal(messages.filter((m) => m.includes("[RESOLVED]")).length, 1, "and exactly one resolved");
+    const history = await testSql()`
+      select from_state, to_state from maintenance.tenant_health_history where tenant_slug = ${slug} order by id`;
+    assert.deepEqual(history.map((x) => [x.from_state, x.to_state]), [
+      [null, "healthy"],
+      ["healthy", "degraded"],
+      ["degraded", "healthy"],
+    ]);
+  } finally {
+    await dropTenants([slug]);
+    await f.close();
+  }
+});
+
+Deno.test("healthCheck() applies the seed's rules: missing → unhealthy, no or inactive integration → healthy, connecting → asks connectionState", async () => {
+  const f = await fixture();
+  const missing = await createTenant({ prefix: "hc-missing" });
+  const none = await createTenant({ prefix: "hc-none", integration: false });
+  const off = await createTenant({ prefix: "hc-off" });
+  const connecting = await createTenant({ prefix: "hc-conn" });
+  const slugs = [missing.slug, none.slug, off.slug, connecting.slug];
+  try {
+    await testSql()`update public.tenant_integrations set is_active = false where id = ${off.integrationId}`;
+    f.sim.control.seedInstance(`revalya-${connecting.slug}`, { state: "connecting" });
+    f.sim.control.resetStats();
+    const r = await f.run(slugs);
+    assert.equal(r.status, "unhealthy", "a missing instance is a critical issue");
+    const rows = await testSql()`
+      select tenant_slug, state, issue_code, severity from maintenance.tenant_health
+      where tenant_slug = any (${slugs}::text[]) order by tenant_slug`;
+    const by = Object.fromEntries(rows.map((x) => [x.tenant_slug, [x.state, x.issue_code, x.severity]]));
+    assert.deepEqual(by[missing.slug], ["unhealthy", "instance_missing", "high"]);
+    assert.deepEqual(by[none.slug], ["healthy", null, null]);
+    assert.deepEqual(by[off.slug], ["healthy", null, null]);
+    assert.deepEqual(by[connecting.slug], ["degraded", "instance_disconnected", "medium"]);
+    const calls = f.sim.control.stats().calls;
+    assert.equal(calls.fetchInstances, 1);
+    assert.equal(calls.connectionState, 1, "only the instance listed as connecting is asked again");
+    assert.deepEqual(f.slack(`instance_missing:${missing.slug}`).length, 1);
+    const [alert] = await testSql()`
+      select severity from maintenance.alerts where fingerprint = ${`instance_missing:${missing.slug}`}`;
+    assert.equal(alert.severity, "critical", "high maps to critical");
+  } finally {
+    await dropTenants(slugs);
+    await f.close();
+  }
+});
+
+Deno.test("healthCheck() with Evolution down raises one platform alert and no per-tenant alerts", async () => {
+  const f = await fixture();
+  const tenants = await Promise.all([1, 2, 3, 4, 5, 6].map(() => createTenant({ prefix: "hc-evo" })));
+  const slugs = tenants.map((t) => t.slug);
+  try {
+    for (const s of slugs) f.sim.control.seedInstance(`revalya-${s}`, { state: "open" });
+    assert.equal((await f.run(slugs)).status, "healthy");
+    f.sim.control.setDown(true);
+    for (let i = 0; i < 3; i++) {
+      const r = await f.run(slugs);
+      assert.equal(r.status, "unhealthy");
+      assert.equal((r.services as Record<string, { status: string }>).evolution_api.status, "unhealthy");
+    }
+    assert.equal(f.slack("evolution_down").filter((m) => m.includes("[FIRING]")).length, 1, "one platform alert");
+    for (const s of slugs) assert.deepEqual(f.slack(s), [], `no notification about ${s}`);
+    const firing = await testSql()`
+      select fingerprint from maintenance.alerts where status = 'firing' and tenant_slug = any (${slugs}::text[])`;
+    assert.deepEqual(firing.map((x) => x.fingerprint), [], "no tenant alert fires");
+    const [{ n }] = await testSql()`
+      select count(*)::int as n from maintenance.alerts where status = 'firing' and fingerprint = 'mass_disconnect'
+        and details -> 'tenantIds' ?| ${tenants.map((t) => t.tenantId)}::text[]`;
+    assert.equal(n, 0, "nor a mass_disconnect: the outage explains it");
+
+    f.sim.control.setDown(false);
+    assert.equal((await f.run(slugs)).status, "healthy");
+    assert.equal(f.slack("evolution_down").filter((m) => m.includes("[RESOLVED]")).length, 1);
+    for (const s of slugs) assert.deepEqual(f.slack(s), [], `still no notification about ${s}`);
+  } finally {
+    f.sim.control.setDown(false);
+    await f.run(slugs).catch(() => {});
+    await dropTenants(slugs);
+    await f.close();
+  }
+});
+
+Deno.test("healthCheck() turns many tenants going down in one run into one mass_disconnect incident", async () => {
+  const f = await fixture();
+  const tenants = await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map(() => createTenant({ prefix: "hc-mass" })));
+  const slugs = tenants.map((t) => t.slug);
+  try {
+    for (const s of slugs) f.sim.control.seedInstance(`revalya-${s}`, { state: "open" });
+    await f.run(slugs);
+    for (const s of slugs.slice(0, 6)) f.sim.control.setState(`revalya-${s}`, "close");
+    await f.run(slugs);
+    await f.run(slugs);
+    assert.equal(f.slack("mass_disconnect").filter((m) => m.includes("[FIRING]")).length, 1);
+    for (const s of slugs) assert.deepEqual(f.slack(`:${s}`), [], `no per-tenant notification for ${s}`);
+    for (const s of slugs.slice(0, 6)) f.sim.control.setState(`revalya-${s}`, "open");
+    await f.run(slugs);
+    assert.equal(f.slack("mass_disconnect").filter((m) => m.includes("[RESOLVED]")).length, 1);
+    for (const s of slugs) assert.deepEqual(f.slack(`:${s}`), [], `inhibited alerts resolve silently (${s})`);
+  } finally {
+    await dropTenants(slugs);
+    await f.run(slugs).catch(() => {});
+    await f.close();
+  }
+});
+
+Deno.test("healthCheck() flags a tenant with more than 3 close events in 2 hours as frequent_disconnections", async () => {
+  const f = await fixture();
+  const { slug } = await createTenant({ prefix: "hc-flap" });
+  try {
+    f.sim.control.seedInstance(`revalya-${slug}`, { state: "open" });
+    await testSql()`
+      insert into public.api_logs (created_at, tenant_slug, service, event, status, data)
+      select now() - make_interval(mins => g * 20), ${slug}, 'whatsapp', 'connection.update', 'success',
+        '{"state":"close","statusReason":428}'::jsonb
+      from generate_series(1, 4) g`;
+    const r = await f.run([slug]);
+    assert.deepEqual((r.tenants as Record<string, unknown>).flapping, [slug]);
+    assert.equal(f.slack(`frequent_disconnections:${slug}`).length, 1);
+  } finally {
+    await testSql()`delete from public.api_logs where tenant_slug = ${slug}`;
+    await dropTenants([slug]);
+    await f.close();
+  }
+});
+
+Deno.test("healthCheck() with 1,000 tenants makes ONE fetchInstances call", async () => {
+  const f = await fixture();
+  const prefix = `hc-k-${crypto.randomUUID().slice(0, 6)}`;
+  const slugs = Array.from({ length: 1000 }, (_, i) => `${prefix}-${i}`);
+  try {
+    await testSql()`
+      with t as (insert into public.tenants (slug) select unnest(${slugs}::text[]) returning id, slug)
+      insert into public.tenant_integrations (tenant_id, integration_type, config)
+      select id, 'whatsapp', jsonb_build_object('instance_name', 'revalya-' || slug) from t`;
+    f.sim.control.seedInstances(
+      slugs.map((s, i) => [`revalya-${s}`, { state: i % 100 === 0 ? "connecting" : "open" }] as [string, never]),
+    );
+    f.sim.control.resetStats();
+    const r = await f.run(slugs);
+    const calls = f.sim.control.stats().calls;
+    assert.equal(calls.fetchInstances, 1, "one listing for 1,000 tenants");
+    assert.equal(calls.connectionState, 10, "connectionState only for the 10 listed as connecting");
+    assert.equal((r.tenants as Record<string, number>).checked, 1000);
+    const [{ n }] = await testSql()`
+      select count(*)::int as n from maintenance.tenant_health where tenant_slug like ${prefix + "-%"}`;
+    assert.equal(n, 1000);
+  } finally {
+    await dropTenants(slugs);
+    await f.close();
+  }
+});
+
+Deno.test("healthCheck() dead-man: a scheduled job that stopped running raises one missed_run alert, resolved when it is gone", async () => {
+  const f = await fixture();
+  const job = `dm-${crypto.randomUUID().slice(0, 8)}`;
+  const { slug } = await createTenant({ prefix: "hc-dm", integration: false });
+  const sql = testSql();
+  try {
+    await sql`select cron.schedule(${"canais-" + job}, '0 * * * *', 'select 1')`;
+    await sql`insert into maintenance.job_watch (jobname, first_seen_at) values (${
+      "canais-" + job
+    }, now() - interval '1 day')`;
+    await sql`
+      insert into maintenance.job_runs (job, status, started_at, finished_at, trigger)
+      values (${job}, 'ok', now() - interval '3 hours', now() - interval '3 hours', 'cron'),
+             (${job}, 'error', now() - interval '2 hours', now() - interval '2 hours', 'cron')`;
+    await sql`update maintenance.job_runs set error = 'Evolution timed out' where job = ${job} and status = 'error'`;
+    const r1 = await f.run([slug]);
+    const missed = (r1.deadman as { missed: Array<{ job: string; cause: string }> }).missed.find((m) => m.job === job);
+    assert.ok(missed, "the job is reported missed");
+    assert.match(missed.cause, /the last run failed: Evolution timed out/);
+    await f.run([slug]);
+    assert.equal(f.slack(`missed_run:${job}`).filter((m) => m.includes("[FIRING]")).length, 1, "notified once");
+    const [alert] = await sql`select status, severity from maintenance.alerts where fingerprint = ${
+      "missed_run:" + job
+    }`;
+    assert.deepEqual({ ...alert }, { status: "firing", severity: "warning" });
+
+    await sql`select cron.unschedule(${"canais-" + job})`;
+    await f.run([slug]);
+    assert.equal(f.slack(`missed_run:${job}`).filter((m) => m.includes("[RESOLVED]")).length, 1);
+  } finally {
+    await sql`select cron.unschedule(jobid) from cron.job where jobname = ${"canais-" + job}`;
+    await sql`delete from maintenance.job_watch where jobname = ${"canais-" + job}`;
+    await sql`delete from maintenance.job_runs where job = ${job}`;
+    await dropTenants([slug]);
+    await f.close();
+  }
+});
+
+Deno.test("health-check: two concurrent runs give one run and one skipped", async () => {
+  const f = await fixture();
+  const { slug } = await createTenant({ prefix: "hc-lease" });
+  try {
+    f.sim.control.seedInstance(`revalya-${slug}`, { state: "open" });
+    f.sim.control.setLatency(300); // the first run holds the lease while the second one arrives
+    const [a, b] = await Promise.all([
+      runJob(f.deps, healthCheck, { input: { tenants: [slug] }, trigger: "test" }),
+      runJob(f.deps, healthCheck, { input: { tenants: [slug] }, trigger: "test" }),
+    ]);
+    const skipped = [a, b].filter((x) => x.status === "skipped");
+    const ran = [a, b].filter((x) => x.status !== "skipped");
+    assert.equal(skipped.length, 1);
+    assert.equal(ran.length, 1);
+    assert.equal(skipped[0].report.runningRunId, ran[0].runId);
+    const rows = await testSql()`
+      select id, status from maintenance.job_runs where id = any (${[a.runId, b.runId]}::uuid[]) order by status`;
+    assert.deepEqual(rows.map((x) => x.status).sort(), [ran[0].status, "skipped"].sort());
+  } finally {
+    f.sim.control.setLatency(0);
+    await dropTenants([slug]);
+    await f.close();
+  }
+});
+
+Deno.test("healthCheck() alert notifications survive a Slack outage: delivered on a later run, exactly once", async () => {
+  const f = await fixture();
+  const { slug } = await createTenant({ prefix: "hc-slack" });
+  const fp = `instance_missing:${slug}`;
+  try {
+    f.rx.control.failNext("slack", 2); // the first try and its in-process retry
+    await f.run([slug]); // no instance: instance_missing fires, Slack fails
+    assert.deepEqual(f.slack(fp), []);
+    const [row] = await testSql()`
+      select o.status, o.last_error from maintenance.notification_outbox o join maintenance.alerts a on a.id = o.alert_id
+      where a.fingerprint = ${fp} and o.channel = 'slack'`;
+    assert.equal(row.status, "pending");
+    await testSql()`
+      update maintenance.notification_outbox o set next_attempt_at = now() from maintenance.alerts a
+      where a.id = o.alert_id and a.fingerprint = ${fp}`; // the backoff has elapsed
+    await f.run([slug]);
+    await f.run([slug]);
+    assert.equal(f.slack(fp).length, 1, "delivered once, not lost, not twice");
+  } finally {
+    await dropTenants([slug]);
+    await f.close();
+  }
+});
+
+Deno.test("health-check with the database down alerts directly, once, and says when it is back", async () => {
+  const f = await fixture();
+  const dead = postgres("postgresql://postgres:postgres@127.0.0.1:1/postgres", {
+    max: 1,
+    connect_timeout: 2,
+    onnotice: () => {},
+  });
+  try {
+    const down = buildDeps(f.deps.config, { sql: dead, evolution: f.deps.evolution });
+    const r1 = await runJob(down, healthCheck, { input: {}, trigger: "test" });
+    assert.equal(r1.status, "error");
+    assert.match(String(r1.report.error), /database is unavailable/);
+    await runJob(down, healthCheck, { input: {}, trigger: "test" });
+    const fired = f.slack("database_down").filter((m) => m.includes("[FIRING]"));
+    assert.equal(fired.length, 1, "notified once, not on every run");
+    await f.run([]).catch(() => {}); // the database is back: the next run says so
+    assert.equal(f.slack("database_down").filter((m) => m.includes("[RESOLVED]")).length, 1);
+  } finally {
+    await dead.end();
+    await f.close();
+  }
+});
