@@ -1,6 +1,6 @@
 -- Health bookkeeping, the alert lifecycle, the outbox and the dead-man inputs (issue 4).
 begin;
-select plan(38);
+select plan(40);
 
 select has_table('maintenance', 'tenant_health', 'latest health per tenant exists');
 select has_table('maintenance', 'tenant_health_history', 'health state history exists');
@@ -110,6 +110,20 @@ select maintenance.evaluate_alerts('10000000-0000-0000-0000-000000000008', '2026
   '{"platformKinds":["evolution_down"],"channels":["log"]}');
 select is((select status from maintenance.alerts where fingerprint = 'evolution_down'), 'resolved',
   'evolution_down resolves when the run no longer sees it');
+
+-- zombie suspicion: open, but no webhook event for longer than zombie_window (webhook_activity is late-bound)
+do $$ begin
+  if to_regclass('maintenance.webhook_activity') is null then
+    create table maintenance.webhook_activity (tenant_slug text primary key, last_event_at timestamptz);
+  end if;
+end $$;
+insert into public.tenants (id, slug) values ('00000000-0000-0000-0000-00000000a003', 'hx-zombie');
+insert into maintenance.webhook_activity (tenant_slug, last_event_at) values ('hx-zombie', '2025-12-30 10:00Z');
+select is(maintenance.record_tenant_health('10000000-0000-0000-0000-000000000009', '2026-01-01 16:20Z',
+  '[{"tenant_id":"00000000-0000-0000-0000-00000000a003","slug":"hx-zombie","state":"healthy","evolution_state":"open"}]')
+  -> 'zombies', '["hx-zombie"]'::jsonb, 'an open instance without webhook events for over 24 h is a suspected zombie');
+select results_eq($$select state, issue_code from maintenance.tenant_health where tenant_slug = 'hx-zombie'$$,
+  $$values ('degraded'::text, 'zombie_suspected'::text)$$, 'a suspected zombie is degraded');
 
 -- outbox: idempotent enqueue, claim, retry with backoff, sent
 select is((select count(*)::int from maintenance.enqueue_notification('test:once', '{"title":"x"}', array['slack'])), 1,
