@@ -69,6 +69,22 @@ Deno.test("cleanupLogs() removes exactly the api_logs rows older than the retent
   assert.equal(stored.report.totalDeleted, run.report.totalDeleted, "the report is stored in job_runs");
 });
 
+Deno.test("cleanupLogs() keeps a tenant's latest connection.update however old, and only that one", async () => {
+  const sql = testSql();
+  const slug = uniqueSlug("cl");
+  const old = (days: number) => new Date(Date.now() - days * DAY);
+  for (const [days, state] of [[300, "close"], [200, "open"]] as const) {
+    await sql`insert into public.api_logs (tenant_slug, service, event, status, data, created_at)
+      values (${slug}, 'whatsapp', 'connection.update', 'success', ${sql.json({ state })}, ${old(days)})`;
+  }
+  await insertLogs(slug, [old(250)]);
+  const run = await runJob(testDeps(), cleanupLogs, { input: cleanupLogs.input.parse({}), trigger: "test" });
+  assert.equal(run.status, "ok", JSON.stringify(run.report));
+  assert.equal(run.report.remaining, false, "the kept row does not count as work left");
+  const left = await sql`select event, data ->> 'state' as state from public.api_logs where tenant_slug = ${slug}`;
+  assert.deepEqual(left.map((r) => ({ ...r })), [{ event: "connection.update", state: "open" }]);
+});
+
 Deno.test("cleanupLogs() purges in batches and leaves the rest to the next run when its time budget is spent", async () => {
   const slug = uniqueSlug("cl");
   const base = Date.now() - 200 * DAY;

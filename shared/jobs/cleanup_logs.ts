@@ -59,9 +59,8 @@ async function purgeApiLogs(sql: Sql, cutoff: Date, input: CleanupLogsInput, bud
   let after: Date | null = null;
   for (;;) {
     if (budget.clock() >= budget.deadline) {
-      const [{ left }] = await sql<{ left: boolean }[]>`
-        select exists (select 1 from public.api_logs where created_at < ${cutoff}) as left`;
-      result.remaining = left;
+      const [{ n }] = await sql<{ n: string }[]>`select maintenance.count_expired_api_logs(${cutoff}) as n`;
+      result.remaining = Number(n) > 0;
       return result;
     }
     const [batch]: { deleted: number; last_created_at: Date | null }[] = await sql`

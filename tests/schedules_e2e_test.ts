@@ -1,0 +1,71 @@
+// The schedules end to end, beyond the foundation's scheduled_path_test.ts (which checks one job_runs row per
+// cron.job command): the cleanup and weekly-report commands produce their real reports through pg_net with the key
+// from Vault, and a call made with a wrong key is visible as a 401 in net._http_response with no run recorded.
+import assert from "node:assert/strict";
+import { testSql } from "./_helpers.ts";
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null>, timeoutMs = 20_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const v = await fn();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function response(requestId: string | number) {
+  return await waitFor(`the response to request ${requestId}`, async () => {
+    const [r] = await testSql()<{ status_code: number | null; content: string | null; error_msg: string | null }[]>`
+      select status_code, content, error_msg from net._http_response where id = ${requestId}`;
+    return r;
+  });
+}
+
+async function cronCommand(job: string): Promise<string> {
+  const [row] = await testSql()<{ command: string }[]>`select command from cron.job where jobname = ${"canais-" + job}`;
+  assert.ok(row, `canais-${job} is scheduled`);
+  return row.command;
+}
+
+Deno.test("cron commands of cleanup-logs and weekly-report run the real jobs and store their reports", async () => {
+  const sql = testSql();
+  for (const job of ["cleanup-logs", "weekly-report"]) {
+    // as pg_cron runs it: the command text, one statement in its own transaction
+    const [{ invoke_function: id }] = await sql.unsafe(await cronCommand(job));
+    const r = await response(id);
+    assert.equal(r.status_code, 200, `${job}: ${r.content ?? r.error_msg}`);
+    const body = JSON.parse(r.content!);
+    const [run] = await sql`select job, status, trigger, report from maintenance.job_runs where id = ${body.runId}`;
+    assert.equal(run.job, job);
+    assert.equal(run.trigger, "cron");
+    assert.equal(run.status, "ok", JSON.stringify(run.report));
+    if (job === "cleanup-logs") {
+      assert.equal(run.report.dryRun, false, "the scheduled purge is not a dry run");
+      assert.ok("public.api_logs" in run.report.deleted);
+      assert.equal(typeof run.report.remaining, "boolean");
+    } else {
+      assert.equal(run.report.period.days, 7, "the scheduled report covers the last 7 days");
+      assert.ok(["normal", "slow_api", "high_error_rate"].includes(run.report.diagnosis));
+      assert.equal(typeof run.report.performance.totalRequests, "number");
+    }
+  }
+});
+
+Deno.test("a scheduled call with a wrong secret key shows up as a 401 in net._http_response and records no run", async () => {
+  const sql = testSql();
+  const [{ n: before }] = await sql`select count(*)::int as n from maintenance.job_runs where job = 'weekly-report'`;
+  // The key is read from Vault when the command runs; point it at a wrong one for this one call only.
+  const id = await sql.begin(async (tx) => {
+    const [{ secret }] = await tx`select secret from vault.secrets where name = 'secret_key' for update`;
+    await tx`update vault.secrets set secret = 'sb_secret_wrong_key_for_test' where name = 'secret_key'`;
+    const [{ invoke_function: requestId }] = await tx.unsafe(await cronCommand("weekly-report"));
+    await tx`update vault.secrets set secret = ${secret} where name = 'secret_key'`;
+    return requestId as string;
+  });
+  const r = await response(id);
+  assert.equal(r.status_code, 401, String(r.content));
+  assert.equal(JSON.parse(r.content!).error.code, "unauthorized");
+  const [{ n: after }] = await sql`select count(*)::int as n from maintenance.job_runs where job = 'weekly-report'`;
+  assert.equal(after, before, "a refused call records no run");
+});
