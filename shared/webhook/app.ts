@@ -1,17 +1,122 @@
 /**
  * @module
- * The `whatsapp-webhook` app: receives Evolution's webhook POSTs (skeleton until the Evolution issue lands).
+ * The `whatsapp-webhook` app: receives Evolution's webhook POSTs at
+ * `…/whatsapp-webhook/api/whatsapp/webhook/<slug>[/<event-suffix>]` (the seed's URL convention with
+ * `WEBHOOK_BASE_URL` pointing at this function; the suffix is Evolution's `byEvents` mode).
+ *
+ * Per request, in this order: the slug is valid (400) and names a tenant (404); the `x-webhook-token` header equals
+ * the tenant's token, HMAC-SHA256(slug, WEBHOOK_SECRET), compared in constant time (401); the body is JSON ≤ 1 MB
+ * with the §4.1 envelope (400/413/415); the envelope's `instance` is the tenant's own instance name, else 403 and
+ * an `api_logs` row `error_type='cross_tenant'`. Then ONE statement (`maintenance.record_webhook_event`) stores
+ * the receipt (dedup of redeliveries), the `api_logs` row for connection/lifecycle events and the tenant's
+ * webhook activity. Tenants are looked up by one indexed query and cached for a few seconds.
  */
 import type { Hono } from "hono";
+import { z } from "zod";
 import type { Deps } from "../deps.ts";
-import { createFunctionApp } from "../http.ts";
-import { UnauthorizedError } from "../errors.ts";
+import { createFunctionApp, readJson, timingSafeEqual } from "../http.ts";
+import { ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from "../errors.ts";
+import { instanceName, parseSlug, WEBHOOK_TOKEN_HEADER, webhookToken } from "../naming.ts";
+import { eventSuffix, LOGGED_EVENTS } from "../evolution/events.ts";
+
+/** The §4.1 envelope, as far as the receiver needs it (other keys are allowed and ignored). */
+export const WebhookEnvelope = z.object({
+  event: z.string().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "must be an Evolution event name"),
+  instance: z.string().min(1).max(200),
+  data: z.unknown().optional(),
+  date_time: z.string().max(64).nullish(),
+  destination: z.string().max(2048).nullish(),
+  sender: z.string().max(200).nullish(),
+  server_url: z.string().max(2048).nullish(),
+  apikey: z.string().max(512).nullish(),
+});
+export type WebhookEnvelope = z.infer<typeof WebhookEnvelope>;
+
+interface TenantEntry {
+  exists: boolean;
+  token: string;
+  instance: string;
+  expires: number;
+}
+
+/** How long a tenant lookup is trusted (a deleted tenant is still accepted for at most this long). */
+const TENANT_TTL_MS = 5_000;
+/** How long "no such tenant" is remembered (a tenant created right now is found after at most this long). */
+const MISSING_TTL_MS = 1_000;
+const CACHE_MAX = 20_000;
 
 /** Builds the whatsapp-webhook app. */
-export function createWebhookApp(_deps: Deps): Hono {
+export function createWebhookApp(deps: Deps): Hono {
+  const { sql, config } = deps;
   const app = createFunctionApp("whatsapp-webhook");
-  app.post("/api/whatsapp/webhook/:slug/:suffix?", () => {
-    throw new UnauthorizedError("Missing or invalid webhook token");
+  const cache = new Map<string, Promise<TenantEntry>>();
+
+  async function load(slug: string): Promise<TenantEntry> {
+    const rows = await sql<{ slug: string }[]>`select slug from public.tenants where slug = ${slug}`;
+    const exists = rows.length > 0;
+    return {
+      exists,
+      token: exists ? await webhookToken(slug, config.webhookSecret) : "",
+      instance: instanceName(slug, config.instancePrefix),
+      expires: Date.now() + (exists ? TENANT_TTL_MS : MISSING_TTL_MS),
+    };
+  }
+
+  async function tenant(slug: string): Promise<TenantEntry> {
+    const hit = cache.get(slug);
+    if (hit) {
+      const entry = await hit.catch(() => null);
+      if (entry && entry.expires > Date.now()) return entry;
+      if (cache.get(slug) === hit) cache.delete(slug);
+    }
+    if (cache.size >= CACHE_MAX) cache.clear();
+    const pending = load(slug);
+    cache.set(slug, pending);
+    pending.catch(() => cache.get(slug) === pending && cache.delete(slug));
+    return await pending;
+  }
+
+  app.post("/api/whatsapp/webhook/:slug/:suffix?", async (c) => {
+    const slug = parseSlug(c.req.param("slug"));
+    const suffix = c.req.param("suffix");
+    if (suffix !== undefined && !/^[a-z0-9]+(-[a-z0-9]+)*$/.test(suffix)) {
+      throw new ValidationError(`Invalid 'suffix': must be an event suffix such as 'connection-update'`, {
+        details: [{ field: "suffix", message: "must be an event suffix such as 'connection-update'" }],
+      });
+    }
+    const t = await tenant(slug);
+    if (!t.exists) throw new NotFoundError(`No tenant with slug '${slug}'`);
+    const presented = c.req.header(WEBHOOK_TOKEN_HEADER) ?? "";
+    if (!presented || !timingSafeEqual(presented, t.token)) {
+      throw new UnauthorizedError(
+        `Missing or invalid webhook token: send the tenant's '${WEBHOOK_TOKEN_HEADER}' header`,
+      );
+    }
+    const envelope = await readJson(c, WebhookEnvelope);
+    if (suffix !== undefined && suffix !== eventSuffix(envelope.event)) {
+      throw new ValidationError(
+        `Invalid 'suffix': '${suffix}' does not match the event '${envelope.event}' (expected '${
+          eventSuffix(envelope.event)
+        }')`,
+        { details: [{ field: "suffix", message: `expected '${eventSuffix(envelope.event)}'` }] },
+      );
+    }
+    if (envelope.instance !== t.instance) {
+      await sql`select maintenance.record_cross_tenant_attempt(${slug}, ${envelope.instance}, ${t.instance},
+        ${envelope.event})`;
+      throw new ForbiddenError(
+        `Cannot accept an event for instance '${envelope.instance.slice(0, 200)}' on tenant '${slug}': ` +
+          `its instance is '${t.instance}' (logged as a cross-tenant attempt)`,
+      );
+    }
+    const store = LOGGED_EVENTS.has(envelope.event);
+    const at = envelope.date_time ? new Date(envelope.date_time) : null;
+    const eventAt = at && !Number.isNaN(at.getTime()) ? at : null;
+    const payload = store ? (envelope.data ?? null) : null;
+    const [row] = await sql<{ is_new: boolean }[]>`
+      select maintenance.record_webhook_event(${slug}, ${envelope.instance}, ${envelope.event}, ${eventAt},
+        ${payload === null ? null : sql.json(payload as never)}, ${store}) as is_new`;
+    return c.json({ ok: true, event: envelope.event, stored: store, duplicate: !row.is_new });
   });
   return app;
 }
