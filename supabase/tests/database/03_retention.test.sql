@@ -1,7 +1,7 @@
 -- Retention: the policies table, the batched api_logs purge on a fixture with known answers, the late-bound policy
 -- purge, the orphan integrations report, and privileges.
 begin;
-select plan(18);
+select plan(19);
 
 select has_table('maintenance', 'retention_policies', 'maintenance.retention_policies exists');
 select has_function('maintenance', 'purge_api_logs_batch', array['timestamp with time zone', 'integer', 'timestamp with time zone'],
@@ -17,6 +17,13 @@ select results_eq(
   $$values ('cron.job_run_details'::text, '7 days'::interval), ('maintenance.job_runs', '90 days'),
            ('public.tenant_sessions_audit', '0')$$,
   'pg_cron history is kept 7 days, job runs 90 days, sessions until they expire');
+
+select results_eq(
+  $$select relation, time_column, keep, present from maintenance.retention_plan()
+    where relation in ('maintenance.webhook_receipts', 'maintenance.notification_outbox') order by relation$$,
+  $$values ('maintenance.notification_outbox'::text, 'sent_at'::text, '30 days'::interval, true),
+           ('maintenance.webhook_receipts', 'received_at', '7 days', true)$$,
+  'webhook receipts (7 days) and delivered notifications (30 days) are purged, their tables found');
 
 -- fixture: 5 expired rows, one exactly at the cut-off, two newer (all in the year 2001 so nothing else interferes)
 delete from public.api_logs where created_at < '2001-02-01';
