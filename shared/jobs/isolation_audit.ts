@@ -1,19 +1,462 @@
 /**
  * @module
- * The `isolation-audit` job (logic lands with its issue; until then the run row, auth and validation are real).
+ * The `isolation-audit` job (daily; seed §1.2, §1.3, troubleshooting §2.1). Violations come from both sides:
+ *
+ * - the database, through the SQL views: `invalid_prefix` and `slug_mismatch` (`maintenance.naming_violations`),
+ *   `webhook_url_mismatch` (`maintenance.webhook_mismatches`, the stored config URL);
+ * - Evolution: `unknown_tenant_instance` (a prefixed instance whose name maps to no tenant and that no row names),
+ *   `instance_webhook_mismatch` (the webhook actually configured on a tenant's instance, from `findWebhook` with
+ *   bounded concurrency, is not the expected URL and token header, or is disabled; `routesTo` names the other tenant
+ *   when it points at one), and, on `slug_mismatch`, the tenant the named instance really belongs to;
+ * - the webhook receiver: `cross_tenant_attempts` logged in the last 24 h (`maintenance.cross_tenant_attempts`).
+ *
+ * A dry run (the default) lists every violation with the exact steps that would fix it. `{"apply": true}` runs them,
+ * idempotently, one tenant lease at a time, each step recorded in `maintenance.actions_audit`. The order is the safe
+ * one (the seed deleted first): create the right instance, point the config row at it, then delete the wrong one,
+ * and never an instance that belongs to another tenant. Webhooks are corrected in place with `setWebhook` (recreating
+ * the instance would log the number out). Cross-tenant attempts are acknowledged once their cause is fixed.
  */
 import { z } from "zod";
-import type { JobDefinition } from "./runner.ts";
+import pMap from "p-map";
+import type { Deps } from "../deps.ts";
+import { recordAction } from "../audit.ts";
+import { instanceName, Slug, slugFromInstance, WEBHOOK_TOKEN_HEADER, webhookUrl } from "../naming.ts";
+import type { InstanceSummary, WebhookConfig } from "../evolution/types.ts";
+import { describeError, isEvolutionError } from "../ops/tenants.ts";
+import type { JobDefinition, JobOutcome } from "./runner.ts";
 
 /** Input accepted by `isolation-audit`. */
-export const IsolationAuditInput = z.object({});
+export const IsolationAuditInput = z.object({
+  /** Apply the fixes (default false: report only). */
+  apply: z.boolean().default(false),
+  /** Only these tenants (and instances named for these slugs). */
+  tenants: z.array(Slug).min(1).max(5000).optional(),
+  /** Parallel `findWebhook` calls (default 8). */
+  concurrency: z.number().int().min(1).max(32).default(8),
+});
 export type IsolationAuditInput = z.infer<typeof IsolationAuditInput>;
+
+/** Kinds of violation. */
+export type ViolationKind =
+  | "invalid_prefix"
+  | "slug_mismatch"
+  | "webhook_url_mismatch"
+  | "unknown_tenant_instance"
+  | "instance_webhook_mismatch"
+  | "cross_tenant_attempts";
+
+/** One step of a fix. */
+export type FixStep =
+  | { action: "create_instance"; tenant: string; instance: string }
+  | { action: "update_config"; tenant: string; set: { instance_name?: string; webhook_url?: string } }
+  | { action: "delete_instance"; tenant: string | null; instance: string }
+  | { action: "set_webhook"; tenant: string; instance: string; url: string }
+  | { action: "acknowledge_cross_tenant"; tenant: string; until: string };
+
+/** One violation, with the steps that fix it and (after apply) how each went. */
+export interface Violation {
+  kind: ViolationKind;
+  tenant: string | null;
+  instance: string | null;
+  current: unknown;
+  expected: unknown;
+  evidence?: Record<string, unknown>;
+  fix: FixStep[];
+  /** Human-readable form of `fix`. */
+  fixText: string[];
+  notes?: string[];
+  applied?: { step: string; result: "ok" | "failed" | "skipped"; error?: string }[];
+}
+
+function describeStep(s: FixStep): string {
+  switch (s.action) {
+    case "create_instance":
+      return `create instance '${s.instance}' on Evolution with the tenant's webhook URL and token header`;
+    case "update_config":
+      return `update tenant '${s.tenant}' config: ${Object.entries(s.set).map(([k, v]) => `${k} = '${v}'`).join(", ")}`;
+    case "delete_instance":
+      return `delete instance '${s.instance}' on Evolution`;
+    case "set_webhook":
+      return `set the webhook of '${s.instance}' to '${s.url}' with the tenant's token header, enabled`;
+    case "acknowledge_cross_tenant":
+      return `acknowledge the cross-tenant attempts on '${s.tenant}' up to ${s.until} (their cause is fixed above)`;
+  }
+}
+
+interface NamingRow {
+  tenant_slug: string;
+  violation: "invalid_prefix" | "slug_mismatch";
+  current_name: string | null;
+  expected_name: string;
+}
+interface WebhookRow {
+  tenant_slug: string;
+  current_url: string | null;
+  expected_url: string;
+}
+interface CrossRow {
+  tenant_slug: string | null;
+  attempts: string;
+  first_at: Date;
+  last_at: Date;
+  /** last_at at full (microsecond) precision, for the acknowledgement. */
+  last_at_exact: string;
+  sample: unknown;
+}
+
+/** Runs one audit (the job's logic). */
+export async function runIsolationAudit(
+  deps: Deps,
+  ctx: { runId: string; input: IsolationAuditInput; actor?: string },
+): Promise<JobOutcome> {
+  const { sql, evolution, config } = deps;
+  const { apply, concurrency } = ctx.input;
+  const scope = ctx.input.tenants ? new Set<string>(ctx.input.tenants) : null;
+  const inScope = (slug: string | null) => !scope || (slug !== null && scope.has(slug));
+  const actor = ctx.actor ?? "job:isolation-audit";
+  const prefix = config.instancePrefix;
+  const now = deps.now();
+
+  // 1. The database side (views) and the facts the plans need.
+  const naming = (await sql<NamingRow[]>`
+    select tenant_slug, violation, current_name, expected_name from maintenance.naming_violations
+    order by tenant_slug`).filter((r) => inScope(r.tenant_slug));
+  const hooks = (await sql<WebhookRow[]>`
+    select tenant_slug, current_url, expected_url from maintenance.webhook_mismatches order by tenant_slug`)
+    .filter((r) => inScope(r.tenant_slug));
+  const tenants = new Set(
+    (await sql<{ slug: string }[]>`select slug from public.tenants`).map((r) => r.slug),
+  );
+  const claims = new Map<string, string[]>();
+  for (
+    const r of await sql<{ slug: string; name: string }[]>`
+      select t.slug, ti.config ->> 'instance_name' as name
+      from public.tenant_integrations ti join public.tenants t on t.id = ti.tenant_id
+      where ti.integration_type = 'whatsapp' and ti.config ->> 'instance_name' is not null`
+  ) claims.set(r.name, [...(claims.get(r.name) ?? []), r.slug]);
+  const cross = (await sql<CrossRow[]>`
+    select tenant_slug, attempts, first_at, last_at, to_json(last_at) #>> '{}' as last_at_exact, sample
+    from maintenance.cross_tenant_attempts('24 hours', ${now})`).filter((r) => inScope(r.tenant_slug));
+
+  // 2. Evolution: every instance in one call, then the webhook of each tenant's instance (bounded concurrency).
+  let instances: InstanceSummary[] | null = null;
+  let evolutionError: string | null = null;
+  try {
+    instances = await evolution.fetchInstances();
+  } catch (error) {
+    evolutionError = `Cannot list Evolution instances: ${describeError(error)}`;
+  }
+  const byName = new Map((instances ?? []).map((i) => [i.name, i]));
+  const exists = (name: string | null) => name !== null && byName.has(name);
+  const checkErrors: { instance: string; error: string }[] = [];
+
+  const violations: Violation[] = [];
+  const add = (v: Omit<Violation, "fixText">) => violations.push({ ...v, fixText: v.fix.map(describeStep) });
+
+  // 2a. Naming (DB view), with what Evolution says about both names.
+  for (const r of naming) {
+    const current = r.current_name;
+    const owner = current ? slugFromInstance(current, prefix) : null;
+    const ownedByOther = (owner !== null && owner !== r.tenant_slug && tenants.has(owner)) ||
+      (current !== null && (claims.get(current) ?? []).some((s) => s !== r.tenant_slug));
+    const fix: FixStep[] = [];
+    const notes: string[] = [];
+    if (instances && !exists(r.expected_name)) {
+      fix.push({ action: "create_instance", tenant: r.tenant_slug, instance: r.expected_name });
+    }
+    fix.push({
+      action: "update_config",
+      tenant: r.tenant_slug,
+      set: { instance_name: r.expected_name, webhook_url: webhookUrl(r.tenant_slug, config.webhookBaseUrl) },
+    });
+    if (current && ownedByOther) {
+      notes.push(`instance '${current}' belongs to tenant '${owner ?? claims.get(current)?.[0]}': it is kept`);
+    } else if (current && instances && exists(current)) {
+      fix.push({ action: "delete_instance", tenant: r.tenant_slug, instance: current });
+    }
+    if (!instances) notes.push("Evolution could not be read: the instance steps are decided when it answers");
+    add({
+      kind: r.violation,
+      tenant: r.tenant_slug,
+      instance: current,
+      current,
+      expected: r.expected_name,
+      evidence: {
+        currentInstanceExists: instances ? exists(current) : null,
+        expectedInstanceExists: instances ? exists(r.expected_name) : null,
+        currentInstanceMapsTo: owner,
+      },
+      fix,
+      notes: notes.length ? notes : undefined,
+    });
+  }
+
+  // 2b. Stored webhook URL (DB view).
+  for (const r of hooks) {
+    add({
+      kind: "webhook_url_mismatch",
+      tenant: r.tenant_slug,
+      instance: null,
+      current: r.current_url,
+      expected: r.expected_url,
+      fix: [{ action: "update_config", tenant: r.tenant_slug, set: { webhook_url: r.expected_url } }],
+    });
+  }
+
+  // 2c. Evolution: instances named for no tenant, and the webhooks configured on tenants' instances.
+  const toCheck: { name: string; slug: string }[] = [];
+  for (const inst of instances ?? []) {
+    if (!inst.name.startsWith(prefix)) continue; // not ours: never touched
+    const slug = slugFromInstance(inst.name, prefix);
+    if (scope && !(slug !== null && scope.has(slug))) continue;
+    if (slug === null || !tenants.has(slug)) {
+      if ((claims.get(inst.name) ?? []).length) continue; // a row names it: reported as that row's naming violation
+      add({
+        kind: "unknown_tenant_instance",
+        tenant: null,
+        instance: inst.name,
+        current: { instance: inst.name, state: inst.state },
+        expected: null,
+        evidence: { mapsToSlug: slug, tenantExists: false },
+        fix: [{ action: "delete_instance", tenant: null, instance: inst.name }],
+      });
+      continue;
+    }
+    toCheck.push({ name: inst.name, slug });
+  }
+  const found = new Map<string, WebhookConfig | null>();
+  await pMap(toCheck, async ({ name }) => {
+    try {
+      found.set(name, await evolution.findWebhook(name));
+    } catch (error) {
+      checkErrors.push({ instance: name, error: describeError(error) });
+    }
+  }, { concurrency });
+  for (const { name, slug } of toCheck) {
+    if (!found.has(name)) continue;
+    const hook = found.get(name) ?? null;
+    const expected = await evolution.expectedWebhook(slug);
+    const token = hook?.headers?.[WEBHOOK_TOKEN_HEADER] ?? null;
+    const urlOk = hook?.url === expected.url;
+    const tokenOk = token === expected.headers[WEBHOOK_TOKEN_HEADER];
+    const enabledOk = hook?.enabled === true;
+    if (urlOk && tokenOk && enabledOk) continue;
+    const routesTo = hook?.url ? slugFromWebhookUrl(hook.url, config.webhookBaseUrl) : null;
+    add({
+      kind: "instance_webhook_mismatch",
+      tenant: slug,
+      instance: name,
+      current: hook ? { url: hook.url, enabled: hook.enabled, tokenHeader: token ? "present" : "absent" } : null,
+      expected: { url: expected.url, enabled: true, tokenHeader: "present" },
+      evidence: {
+        urlOk,
+        tokenOk,
+        enabledOk,
+        routesTo: routesTo && routesTo !== slug ? routesTo : null,
+        crossTenant: Boolean(routesTo && routesTo !== slug),
+      },
+      fix: [{ action: "set_webhook", tenant: slug, instance: name, url: expected.url }],
+    });
+  }
+
+  // 2d. Cross-tenant attempts the receiver logged.
+  for (const r of cross) {
+    if (!r.tenant_slug) continue;
+    add({
+      kind: "cross_tenant_attempts",
+      tenant: r.tenant_slug,
+      instance: null,
+      current: { attempts: Number(r.attempts) },
+      expected: { attempts: 0 },
+      evidence: {
+        firstAt: new Date(r.first_at).toISOString(),
+        lastAt: new Date(r.last_at).toISOString(),
+        sample: r.sample,
+      },
+      fix: [{ action: "acknowledge_cross_tenant", tenant: r.tenant_slug, until: r.last_at_exact }],
+      notes: ["the receiver rejected these events; their source is an instance webhook pointing at this tenant"],
+    });
+  }
+
+  // 3. Apply, per violation, under the tenant's lease; every step audited.
+  if (apply) {
+    for (const v of violations) {
+      v.applied = [];
+      const leaseKey = v.tenant ?? `instance:${v.instance}`;
+      const operationId = crypto.randomUUID();
+      const [lease] = await sql<{ acquired: boolean; holder_action: string }[]>`
+        select acquired, holder_action from maintenance.acquire_tenant_lease(${leaseKey}, ${operationId},
+          'isolation-fix', ${actor}, 300)`;
+      if (!lease.acquired) {
+        v.applied.push({
+          step: "lease",
+          result: "skipped",
+          error: `another operation (${lease.holder_action}) is running on this tenant`,
+        });
+        continue;
+      }
+      try {
+        for (const step of v.fix) {
+          const outcome = await applyStep(deps, step, { actor, operationId, kind: v.kind });
+          v.applied.push({ step: describeStep(step), ...outcome });
+          if (outcome.result === "failed") break;
+        }
+      } finally {
+        await sql`select maintenance.release_tenant_lease(${leaseKey}, ${operationId})`.catch(() => {});
+      }
+    }
+  } else {
+    for (const v of violations) {
+      await recordAction(sql, {
+        actor,
+        action: `isolation.${v.kind}`,
+        tenantSlug: v.tenant,
+        operationId: ctx.runId,
+        dryRun: true,
+        before: { instance: v.instance, current: v.current },
+        after: { planned: v.fixText },
+        result: "planned",
+      });
+    }
+  }
+
+  const failedSteps = violations.flatMap((v) => (v.applied ?? []).filter((a) => a.result !== "ok"));
+  const byKind: Record<string, number> = {};
+  for (const v of violations) byKind[v.kind] = (byKind[v.kind] ?? 0) + 1;
+  const report = {
+    apply,
+    scope: ctx.input.tenants ?? "all",
+    violationCount: violations.length,
+    byKind,
+    violations,
+    fixed: apply ? violations.filter((v) => v.applied?.every((a) => a.result === "ok")).length : 0,
+    failedSteps: failedSteps.length,
+    evolution: {
+      checked: instances !== null,
+      instances: instances?.length ?? null,
+      webhooksChecked: found.size,
+      error: evolutionError,
+      checkErrors,
+    },
+  };
+  if (evolutionError || checkErrors.length) {
+    return {
+      status: "error",
+      report,
+      error: evolutionError ?? `Cannot read the webhook of ${checkErrors.length} instance(s): ${checkErrors[0].error}`,
+    };
+  }
+  if (failedSteps.length) {
+    return { status: "degraded", report, error: `${failedSteps.length} fix step(s) did not complete` };
+  }
+  return { status: violations.length && !apply ? "degraded" : "ok", report };
+}
+
+/** The slug a URL of the form `{base}/api/whatsapp/webhook/{slug}[/...]` names, or null. */
+function slugFromWebhookUrl(url: string, base: string): string | null {
+  const root = `${base.replace(/\/+$/, "")}/api/whatsapp/webhook/`;
+  if (!url.startsWith(root)) return null;
+  const slug = url.slice(root.length).split(/[/?#]/)[0];
+  return Slug.safeParse(slug).success ? slug : null;
+}
+
+async function applyStep(
+  deps: Deps,
+  step: FixStep,
+  ctx: { actor: string; operationId: string; kind: ViolationKind },
+): Promise<{ result: "ok" | "failed" | "skipped"; error?: string }> {
+  const { sql, evolution, config } = deps;
+  const action = `isolation.${step.action}`;
+  const tenantSlug = step.tenant;
+  const audit = (result: "ok" | "failed" | "skipped", before: unknown, after: unknown, error?: string) =>
+    recordAction(sql, {
+      actor: ctx.actor,
+      action,
+      tenantSlug,
+      operationId: ctx.operationId,
+      before,
+      after: { ...(after as object), violation: ctx.kind },
+      result,
+      error,
+    });
+  try {
+    switch (step.action) {
+      case "create_instance": {
+        try {
+          const created = await evolution.createInstance(step.tenant);
+          await audit("ok", { instance: null }, { instance: created.name, state: created.state });
+        } catch (error) {
+          if (!isEvolutionError(error, "name_in_use")) throw error;
+          // Someone created it since the listing: make sure its webhook is right instead.
+          const hook = await evolution.expectedWebhook(step.tenant);
+          await evolution.setWebhook(step.instance, { url: hook.url, headers: hook.headers, enabled: true });
+          await audit("ok", { instance: step.instance, existed: true }, { webhook: hook.url });
+        }
+        return { result: "ok" };
+      }
+      case "update_config": {
+        const rows = await sql.begin(async (tx) => {
+          const [before] = await tx<{ config: Record<string, unknown> }[]>`
+            select ti.config from public.tenant_integrations ti join public.tenants t on t.id = ti.tenant_id
+            where t.slug = ${step.tenant} and ti.integration_type = 'whatsapp' for update of ti`;
+          if (!before) return null;
+          const after = { ...before.config, ...step.set };
+          await tx`
+            update public.tenant_integrations ti set config = ${tx.json(after as never)}, updated_at = now()
+            from public.tenants t
+            where t.id = ti.tenant_id and t.slug = ${step.tenant} and ti.integration_type = 'whatsapp'
+              and ti.config is distinct from ${tx.json(after as never)}`;
+          return { before: before.config, after };
+        });
+        if (!rows) {
+          await audit("skipped", null, { reason: "the integration row is gone" });
+          return { result: "skipped", error: "the integration row is gone" };
+        }
+        await audit("ok", rows.before, rows.after);
+        return { result: "ok" };
+      }
+      case "delete_instance": {
+        try {
+          await evolution.deleteInstance(step.instance);
+        } catch (error) {
+          if (!isEvolutionError(error, "not_found")) throw error;
+        }
+        await audit("ok", { instance: step.instance }, { deleted: true });
+        return { result: "ok" };
+      }
+      case "set_webhook": {
+        const hook = await evolution.expectedWebhook(step.tenant);
+        const before = await evolution.findWebhook(step.instance).catch(() => null);
+        const after = await evolution.setWebhook(step.instance, {
+          url: hook.url,
+          headers: hook.headers,
+          enabled: true,
+        });
+        await audit("ok", before ? { url: before.url, enabled: before.enabled } : null, {
+          url: after.url,
+          enabled: after.enabled,
+          instance: instanceName(step.tenant, config.instancePrefix) === step.instance ? step.instance : null,
+        });
+        return { result: "ok" };
+      }
+      case "acknowledge_cross_tenant": {
+        await audit("ok", null, { until: step.until });
+        return { result: "ok" };
+      }
+    }
+  } catch (error) {
+    const message = describeError(error);
+    await audit("failed", null, { step: step.action }, message).catch(() => {});
+    return { result: "failed", error: message };
+  }
+}
 
 /** The `isolation-audit` job. */
 export const isolationAudit: JobDefinition<typeof IsolationAuditInput> = {
   name: "isolation-audit",
   input: IsolationAuditInput,
-  run() {
-    return Promise.resolve({ status: "ok", report: { implemented: false } });
+  isDryRun: (input) => !input.apply,
+  run({ deps, input, runId, trigger }) {
+    return runIsolationAudit(deps, { runId, input, actor: `job:isolation-audit:${trigger}` });
   },
 };

@@ -1,19 +1,200 @@
 /**
  * @module
- * The `orphan-cleanup` job (logic lands with its issue; until then the run row, auth and validation are real).
+ * The `orphan-cleanup` job (daily): prefixed Evolution instances that no WhatsApp integration row names. Unlike the
+ * seed, which deleted an orphan the moment it saw one (racing an instance being created), an orphan is deleted only
+ * when it has stayed an orphan for a grace period across runs (`maintenance.sight_orphans` records first/last
+ * sighting), and never:
+ * - when the database or Evolution answered with an error in this run (the list would be incomplete);
+ * - an instance without the prefix (not ours);
+ * - an instance named for a tenant that exists (its row is missing: `whatsapp-ops fix` recreates the config).
+ *
+ * `apply` defaults to **true** here, the one exception to "destructive actions are dry runs unless asked": the
+ * schedule sends `{}`, and a dry-run default would make the daily run a report that never cleans. The safety is the
+ * grace period itself (two sightings in different runs, at least `graceHours` apart) plus the checks above, and every
+ * deletion is recorded in `maintenance.actions_audit`. `{"apply": false}` only reports (sightings are still recorded:
+ * observing is not destroying).
  */
 import { z } from "zod";
-import type { JobDefinition } from "./runner.ts";
+import type { Deps } from "../deps.ts";
+import { recordAction } from "../audit.ts";
+import { slugFromInstance } from "../naming.ts";
+import { describeError, isEvolutionError } from "../ops/tenants.ts";
+import type { JobDefinition, JobOutcome } from "./runner.ts";
 
 /** Input accepted by `orphan-cleanup`. */
-export const OrphanCleanupInput = z.object({});
+export const OrphanCleanupInput = z.object({
+  /** Delete the orphans whose grace period has passed (default true; false = report only). */
+  apply: z.boolean().default(true),
+  /** How long an instance must stay an orphan, across runs, before it is deleted (default 24 h). */
+  graceHours: z.number().min(0).max(24 * 90).default(24),
+});
 export type OrphanCleanupInput = z.infer<typeof OrphanCleanupInput>;
+
+/** One orphan in the report. */
+export interface OrphanReport {
+  instance: string;
+  state: string | null;
+  firstSeenAt: string;
+  lastSeenAt: string;
+  timesSeen: number;
+  tenantExists: boolean;
+  eligible: boolean;
+  /** What this run did or would do. */
+  action: string;
+  result?: "deleted" | "planned" | "waiting" | "kept" | "failed" | "skipped";
+  error?: string;
+}
+
+/** Runs one orphan-cleanup pass (the job's logic, callable directly by tests and the CLI path). */
+export async function runOrphanCleanup(
+  deps: Deps,
+  ctx: { runId: string; input: OrphanCleanupInput; actor?: string },
+): Promise<JobOutcome> {
+  const { sql, evolution, config } = deps;
+  const { apply, graceHours } = ctx.input;
+  const actor = ctx.actor ?? "job:orphan-cleanup";
+  const prefix = config.instancePrefix;
+  const base = { apply, graceHours, prefix };
+
+  let listed;
+  try {
+    listed = await evolution.fetchInstances();
+  } catch (error) {
+    return {
+      status: "error",
+      error: `Cannot list Evolution instances: ${describeError(error)}`,
+      report: { ...base, deleted: [], error: `Cannot list Evolution instances: ${describeError(error)}`, orphans: [] },
+    };
+  }
+  const prefixed = listed.filter((i) => i.name.startsWith(prefix));
+  const now = deps.now();
+  const rows = await sql<
+    {
+      instance_name: string;
+      state: string | null;
+      first_seen_at: Date;
+      last_seen_at: Date;
+      times_seen: number;
+      tenant_exists: boolean;
+      eligible: boolean;
+    }[]
+  >`
+    select * from maintenance.sight_orphans(
+      ${sql.json(prefixed.map((i) => ({ name: i.name, state: i.state })) as never)}, ${ctx.runId},
+      make_interval(secs => ${graceHours * 3600}), ${now})`;
+
+  const orphans: OrphanReport[] = rows.map((r) => {
+    const firstSeen = new Date(r.first_seen_at);
+    const due = new Date(firstSeen.getTime() + graceHours * 3_600_000);
+    const slug = slugFromInstance(r.instance_name, prefix);
+    return {
+      instance: r.instance_name,
+      state: r.state,
+      firstSeenAt: firstSeen.toISOString(),
+      lastSeenAt: new Date(r.last_seen_at).toISOString(),
+      timesSeen: r.times_seen,
+      tenantExists: r.tenant_exists,
+      eligible: r.eligible,
+      action: r.tenant_exists
+        ? `keep: tenant '${slug}' exists without its integration row; run 'ops fix ${slug}' (config_missing)`
+        : r.eligible
+        ? `delete instance '${r.instance_name}'`
+        : `wait: deletable after ${due.toISOString()} and a second sighting`,
+      result: r.tenant_exists ? "kept" : r.eligible ? undefined : "waiting",
+    };
+  });
+
+  const deleted: string[] = [];
+  const failed: { instance: string; error: string }[] = [];
+  let evolutionFailed: string | null = null;
+  for (const o of orphans.filter((o) => o.eligible)) {
+    const before = { instance: o.instance, state: o.state, firstSeenAt: o.firstSeenAt, timesSeen: o.timesSeen };
+    if (!apply) {
+      o.result = "planned";
+      await recordAction(sql, {
+        actor,
+        action: "orphan.delete_instance",
+        operationId: ctx.runId,
+        dryRun: true,
+        before,
+        after: { planned: "delete" },
+        result: "planned",
+      });
+      continue;
+    }
+    if (evolutionFailed) {
+      o.result = "skipped";
+      o.error = `not attempted: Evolution failed earlier in this run (${evolutionFailed})`;
+      continue;
+    }
+    // The row may have appeared since the sighting (an instance being set up): check again just before deleting.
+    const [{ claimed }] = await sql<{ claimed: boolean }[]>`
+      select exists (select 1 from public.tenant_integrations
+        where integration_type = 'whatsapp' and config ->> 'instance_name' = ${o.instance}) as claimed`;
+    if (claimed) {
+      o.result = "skipped";
+      o.error = "an integration row names it now";
+      await sql`select maintenance.forget_orphan(${o.instance})`;
+      continue;
+    }
+    try {
+      await evolution.deleteInstance(o.instance);
+      o.result = "deleted";
+      deleted.push(o.instance);
+      await sql`select maintenance.forget_orphan(${o.instance})`;
+      await recordAction(sql, {
+        actor,
+        action: "orphan.delete_instance",
+        operationId: ctx.runId,
+        before,
+        after: { deleted: true },
+        result: "ok",
+      });
+    } catch (error) {
+      if (isEvolutionError(error, "not_found")) {
+        o.result = "skipped";
+        o.error = "already gone";
+        await sql`select maintenance.forget_orphan(${o.instance})`;
+        continue;
+      }
+      const message = describeError(error);
+      evolutionFailed = message;
+      o.result = "failed";
+      o.error = message;
+      failed.push({ instance: o.instance, error: message });
+      await recordAction(sql, {
+        actor,
+        action: "orphan.delete_instance",
+        operationId: ctx.runId,
+        before,
+        result: "failed",
+        error: message,
+      });
+    }
+  }
+
+  const report = {
+    ...base,
+    listed: listed.length,
+    prefixed: prefixed.length,
+    orphanCount: orphans.length,
+    eligibleCount: orphans.filter((o) => o.eligible).length,
+    deleted,
+    failed,
+    orphans,
+  };
+  if (failed.length) {
+    return { status: "error", report, error: `Cannot delete ${failed.length} orphan(s): ${failed[0].error}` };
+  }
+  return { status: "ok", report };
+}
 
 /** The `orphan-cleanup` job. */
 export const orphanCleanup: JobDefinition<typeof OrphanCleanupInput> = {
   name: "orphan-cleanup",
   input: OrphanCleanupInput,
-  run() {
-    return Promise.resolve({ status: "ok", report: { implemented: false } });
+  isDryRun: (input) => input.apply === false,
+  run({ deps, input, runId, trigger }) {
+    return runOrphanCleanup(deps, { runId, input, actor: `job:orphan-cleanup:${trigger}` });
   },
 };

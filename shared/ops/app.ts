@@ -1,25 +1,151 @@
 /**
  * @module
- * The `whatsapp-ops` app: on-demand diagnose / fix / reconnect / reset / migrate of one tenant (skeleton: the
- * routes, auth and validation are real; the actions land with their issue).
+ * The `whatsapp-ops` app: on-demand diagnose / fix / reconnect / reset / migrate of one tenant, plus a status
+ * read for the operator CLI. One Hono route per action; bodies are zod-validated (slug via `Slug`, unknown fields
+ * refused) so bad input is a 400 naming the field; an unknown tenant is a 404; a second changing action on a tenant
+ * while one runs is a 409; a spent remediation budget is a 429. An action that ran answers 200 with its report
+ * (`ok`, `result`, the steps), failed or rolled back included.
+ *
+ * The rule for destructive actions, the same everywhere (jobs included): nothing is destroyed unless the body says
+ * `"apply": true`; `reset` also needs `"confirm"` equal to the slug. `fix` and `reconnect` destroy nothing and act
+ * by default (`fix` takes `"apply": false` for the plan only). Who asked goes to the audit from the `x-ops-actor`
+ * header (the CLI sends `cli:<user>@<host>`).
  */
 import { z } from "zod";
 import type { Hono } from "hono";
 import type { Deps } from "../deps.ts";
+import { listActions, recordAction } from "../audit.ts";
+import { ValidationError } from "../errors.ts";
 import { createFunctionApp, readJson, requireSecretKey } from "../http.ts";
 import { Slug } from "../naming.ts";
+import { diagnose } from "./diagnose.ts";
+import { fixTenant, reconnectTenant } from "./fix.ts";
+import { migrateTenant } from "./migrate.ts";
+import { resetTenant } from "./reset.ts";
+import { actorFrom, loadTenant } from "./tenants.ts";
 
-const TenantBody = z.object({ slug: Slug }).strict();
+/** `POST /diagnose` */
+export const DiagnoseBody = z.object({ slug: Slug, windowHours: z.number().int().min(1).max(24 * 30).optional() })
+  .strict();
+/** `POST /fix` */
+export const FixBody = z.object({ slug: Slug, apply: z.boolean().default(true) }).strict();
+/** `POST /reconnect` */
+export const ReconnectBody = z.object({ slug: Slug }).strict();
+/** `POST /reset` */
+export const ResetBody = z.object({
+  slug: Slug,
+  confirm: z.string().max(200).optional(),
+  apply: z.boolean().default(false),
+}).strict();
+/** `POST /migrate` */
+export const MigrateBody = z.object({
+  slug: Slug,
+  apiUrl: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }),
+  apiKey: z.string().min(1, "must not be empty").max(512, "must be at most 512 characters"),
+  apply: z.boolean().default(false),
+}).strict();
+/** `POST /status` */
+export const StatusBody = z.object({ slug: Slug.optional(), limit: z.number().int().min(1).max(200).default(20) })
+  .strict();
 
 /** Builds the whatsapp-ops app. */
 export function createOpsApp(deps: Deps): Hono {
   const app = createFunctionApp("whatsapp-ops");
   app.use("*", requireSecretKey(deps.config.secretKey));
-  for (const action of ["diagnose", "fix", "reconnect", "reset", "migrate"]) {
-    app.post(`/${action}`, async (c) => {
-      const body = await readJson(c, TenantBody);
-      return c.json({ action, tenant: body.slug, implemented: false });
+  // Evolution calls are logged through a buffer: write it before answering.
+  app.use("*", async (_c, next) => {
+    try {
+      await next();
+    } finally {
+      await deps.evolution.flushLogs();
+    }
+  });
+
+  app.post("/diagnose", async (c) => {
+    const body = await readJson(c, DiagnoseBody);
+    return c.json({ action: "diagnose", ...(await diagnose(deps, body.slug, { windowHours: body.windowHours })) });
+  });
+
+  app.post("/fix", async (c) => {
+    const body = await readJson(c, FixBody);
+    return c.json(
+      await fixTenant(deps, body.slug, { actor: actorFrom(c.req.header("x-ops-actor")), apply: body.apply }),
+    );
+  });
+
+  app.post("/reconnect", async (c) => {
+    const body = await readJson(c, ReconnectBody);
+    return c.json(await reconnectTenant(deps, body.slug, { actor: actorFrom(c.req.header("x-ops-actor")) }));
+  });
+
+  app.post("/reset", async (c) => {
+    const body = await readJson(c, ResetBody);
+    const actor = actorFrom(c.req.header("x-ops-actor"));
+    if (body.confirm !== body.slug) {
+      // Refused before anything is read or changed; recorded when the tenant exists (someone tried).
+      const shown = body.confirm === undefined ? "missing" : `'${body.confirm.slice(0, 80)}'`;
+      const tenant = await loadTenant(deps.sql, body.slug);
+      await recordAction(deps.sql, {
+        actor,
+        action: "reset.confirm",
+        tenantSlug: tenant.slug,
+        dryRun: !body.apply,
+        result: "refused",
+        error: `confirm ${shown} does not equal the slug`,
+      });
+      throw new ValidationError(
+        `Cannot reset integration as 'confirm' must equal the tenant slug: current value is ${shown}`,
+        { code: "confirm_mismatch", details: [{ field: "confirm", message: `must equal '${body.slug}'` }] },
+      );
+    }
+    return c.json(await resetTenant(deps, body.slug, { actor, apply: body.apply }));
+  });
+
+  app.post("/migrate", async (c) => {
+    const body = await readJson(c, MigrateBody);
+    return c.json(
+      await migrateTenant(deps, body.slug, {
+        actor: actorFrom(c.req.header("x-ops-actor")),
+        apiUrl: body.apiUrl,
+        apiKey: body.apiKey,
+        apply: body.apply,
+      }),
+    );
+  });
+
+  app.post("/status", async (c) => {
+    const body = await readJson(c, StatusBody);
+    if (body.slug) await loadTenant(deps.sql, body.slug);
+    const jobs = await deps.sql<
+      { job: string; status: string; started_at: Date; duration_ms: number | null; dry_run: boolean; error: string }[]
+    >`
+      select distinct on (job) job, status, started_at, duration_ms, dry_run, error
+      from maintenance.job_runs where status <> 'running'
+      order by job, started_at desc`;
+    const leases = await deps.sql<{ tenant_slug: string; action: string; actor: string; acquired_at: Date }[]>`
+      select tenant_slug, action, actor, acquired_at from maintenance.tenant_operation_leases
+      where expires_at > now() order by acquired_at`;
+    const [orphans] = await deps.sql<{ n: number; oldest: Date | null }[]>`
+      select count(*)::int as n, min(first_seen_at) as oldest from maintenance.orphan_sightings`;
+    const actions = await listActions(deps.sql, { tenantSlug: body.slug, limit: body.limit });
+    return c.json({
+      action: "status",
+      jobs: jobs.map((j) => ({
+        job: j.job,
+        status: j.status,
+        startedAt: new Date(j.started_at).toISOString(),
+        durationMs: j.duration_ms,
+        dryRun: j.dry_run,
+        error: j.error,
+      })),
+      runningOperations: leases.map((l) => ({ ...l, acquired_at: new Date(l.acquired_at).toISOString() })),
+      orphanSightings: {
+        count: orphans.n,
+        oldestFirstSeen: orphans.oldest ? new Date(orphans.oldest).toISOString() : null,
+      },
+      recentActions: actions,
     });
-  }
+  });
+
   return app;
 }

@@ -54,8 +54,8 @@ select results_eq($$select used, remaining from maintenance.remediation_budget('
   $$values (1, 2)$$, 'one reconnect used, two left');
 insert into maintenance.actions_audit (actor, action, tenant_slug, result, error, created_at) values
   ('pgtap', 'fix.create_instance', 'pg6-a', 'failed', 'boom', now() - interval '10 minutes'),
-  ('pgtap', 'reconnect', 'pg6-a', 'ok', null, now() - interval '20 minutes'),
-  ('pgtap', 'reconnect', 'pg6-a', 'planned', null, now()),
+  ('pgtap', 'reconnect.connect', 'pg6-a', 'ok', null, now() - interval '20 minutes'),
+  ('pgtap', 'reconnect.connect', 'pg6-a', 'planned', null, now()),
   ('pgtap', 'fix.reconnect', 'pg6-a', 'refused', 'budget', now()),
   ('pgtap', 'fix.reconnect', 'pg6-a', 'ok', null, now() - interval '2 hours'),
   ('pgtap', 'fix.reconnect', 'pg6-other', 'ok', null, now());

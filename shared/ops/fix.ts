@@ -1,0 +1,270 @@
+/**
+ * @module
+ * `fix` and `reconnect` (seed troubleshooting §1.1 / §1.2 "Soluções").
+ *
+ * `fix` diagnoses, then repairs what can be repaired without a human: recreate a missing instance (with the
+ * tenant's webhook and token) or config row, correct a config row or an instance webhook, reconnect an instance
+ * that is not open. What needs a human (a refused API key, Evolution down or unstable, a number that keeps being
+ * logged out) is reported with advice, never "fixed" by the seed's fallback of a full reset. Instance creation and
+ * reconnection spend the tenant's remediation budget (`maintenance.remediation_budget`, default 3 per hour, counted
+ * from the audit trail), so repeated fixes cannot loop into a QR storm; past the budget those steps are skipped.
+ */
+import { AppError, ConflictError } from "../errors.ts";
+import type { Deps } from "../deps.ts";
+import type { ConnectResult } from "../evolution/types.ts";
+import { instanceName, type Slug } from "../naming.ts";
+import { diagnose, type Diagnosis, type Problem } from "./diagnose.ts";
+import { Operation, type OperationResult, StepFailed, type StepReport } from "./operation.ts";
+import {
+  clientFor,
+  describeError,
+  expectedConfig,
+  isEvolutionError,
+  loadTenant,
+  type TenantView,
+  withTenantLease,
+} from "./tenants.ts";
+
+/** The tenant's remediation budget, as `maintenance.remediation_budget` computes it. */
+export interface Budget {
+  used: number;
+  max: number;
+  remaining: number;
+  windowMinutes: number;
+  resetsAt: string | null;
+}
+
+/** Reads the tenant's remediation budget. */
+export async function remediationBudget(deps: Deps, slug: Slug): Promise<Budget> {
+  const [b] = await deps.sql<
+    { used: number; max_allowed: number; remaining: number; window_minutes: number; resets_at: Date | null }[]
+  >`select * from maintenance.remediation_budget(${slug}, ${deps.now()})`;
+  return {
+    used: b.used,
+    max: b.max_allowed,
+    remaining: b.remaining,
+    windowMinutes: b.window_minutes,
+    resetsAt: b.resets_at ? new Date(b.resets_at).toISOString() : null,
+  };
+}
+
+const ADVICE: Partial<Record<Problem, string>> = {
+  invalid_api_key:
+    "Evolution refused the API key: renew EVOLUTION_API_KEY (function secrets) with the server's AUTHENTICATION_API_KEY",
+  api_unreachable: "Evolution is unreachable: check the server and the network; nothing was changed",
+  api_error: "Evolution answered with an error: check its logs, then run fix again",
+  api_unstable: "Evolution is unstable: wait for it to settle (see health-check), then run fix again",
+  frequent_disconnections:
+    "the number keeps being logged out: check WhatsApp > Linked devices on the phone; if it persists, reset the integration",
+  slow_api: "Evolution calls for this tenant are slow: check the server's load and the network",
+  high_error_rate: "many Evolution calls for this tenant fail: see errorsByType in the diagnosis",
+};
+
+/** What `fix` answers. */
+export interface FixResponse {
+  action: "fix";
+  tenant: Slug;
+  operationId: string;
+  dryRun: boolean;
+  ok: boolean;
+  result: OperationResult;
+  diagnosis: Diagnosis;
+  steps: StepReport[];
+  needsHuman: { problem: Problem; advice: string }[];
+  budget: Budget;
+}
+
+type FixStep = "create_instance" | "create_config" | "update_config" | "set_webhook" | "reconnect";
+const BUDGETED: FixStep[] = ["create_instance", "reconnect"];
+
+/** Diagnoses and repairs one tenant (see the module doc). `apply: false` returns the plan only. */
+export async function fixTenant(
+  deps: Deps,
+  slug: Slug,
+  options: { actor: string; apply?: boolean },
+): Promise<FixResponse> {
+  const apply = options.apply ?? true;
+  const tenant = await loadTenant(deps.sql, slug);
+  const op = new Operation(deps.sql, { action: "fix", actor: options.actor, tenant: slug, dryRun: !apply });
+  return await withTenantLease(
+    deps.sql,
+    { slug, action: "fix", actor: options.actor, operationId: op.id },
+    async () => {
+      const diagnosis = await diagnose(deps, slug, { tenant });
+      const problems = new Set(diagnosis.problems);
+      const plan: FixStep[] = [];
+      if (problems.has("instance_not_found")) plan.push("create_instance");
+      if (problems.has("config_missing")) plan.push("create_config");
+      if (problems.has("config_mismatch")) plan.push("update_config");
+      if (problems.has("webhook_mismatch")) plan.push("set_webhook");
+      if (problems.has("not_connected")) plan.push("reconnect");
+      const needsHuman = diagnosis.problems.filter((p) => ADVICE[p]).map((p) => ({ problem: p, advice: ADVICE[p]! }));
+
+      let budget = await remediationBudget(deps, slug);
+      const base = { action: "fix" as const, tenant: slug, operationId: op.id, dryRun: !apply, diagnosis, needsHuman };
+      if (!plan.length) {
+        const result: OperationResult = needsHuman.length ? "needs_human" : "nothing_to_do";
+        return { ...base, ok: result === "nothing_to_do", result, steps: op.steps, budget };
+      }
+      if (!apply) {
+        for (const s of plan) await op.record(s, "planned", { detail: { budgeted: BUDGETED.includes(s) } });
+        return { ...base, ok: true, result: "planned", steps: op.steps, budget };
+      }
+
+      const evolution = await clientFor(deps, tenant);
+      const name = instanceName(slug, deps.config.instancePrefix);
+      let allowance = budget.remaining;
+      let exhausted = false;
+      let failed = false;
+      for (const s of plan) {
+        if (BUDGETED.includes(s)) {
+          if (allowance <= 0) {
+            exhausted = true;
+            await op.record(s, "skipped", {
+              detail: { reason: "remediation budget exhausted", used: budget.used, max: budget.max },
+              after: { reason: "remediation budget exhausted", resetsAt: budget.resetsAt },
+            });
+            continue;
+          }
+          allowance--;
+        }
+        try {
+          await runFixStep(deps, op, s, { tenant, name, evolution });
+        } catch (error) {
+          if (!(error instanceof StepFailed)) throw error;
+          failed = true;
+          break;
+        }
+      }
+      budget = await remediationBudget(deps, slug);
+      const result: OperationResult = failed
+        ? "failed"
+        : exhausted
+        ? "budget_exhausted"
+        : needsHuman.length
+        ? "needs_human"
+        : "ok";
+      return { ...base, ok: result === "ok", result, steps: op.steps, budget };
+    },
+  );
+}
+
+async function runFixStep(
+  deps: Deps,
+  op: Operation,
+  step: FixStep,
+  ctx: { tenant: TenantView; name: string; evolution: Deps["evolution"] },
+): Promise<void> {
+  const { sql, config } = deps;
+  const slug = ctx.tenant.slug;
+  switch (step) {
+    case "create_instance":
+      await op.run(step, () => ctx.evolution.createInstance(slug), {
+        before: { instance: null },
+        after: (c) => ({ instance: c.name, state: c.state }),
+      });
+      return;
+    case "create_config": {
+      const want = expectedConfig(config, slug);
+      await op.run(step, async () => {
+        await sql`
+          insert into public.tenant_integrations (tenant_id, integration_type, config, is_active)
+          values (${ctx.tenant.id}, 'whatsapp', ${sql.json(want as never)}, true)
+          on conflict (tenant_id, integration_type) do nothing`;
+      }, { before: null, after: () => want });
+      return;
+    }
+    case "update_config": {
+      const before = ctx.tenant.integration?.config ?? {};
+      const want = expectedConfig(config, slug, before);
+      await op.run(step, async () => {
+        await sql`
+          update public.tenant_integrations set config = ${sql.json(want as never)}, updated_at = now()
+          where tenant_id = ${ctx.tenant.id} and integration_type = 'whatsapp'`;
+      }, { before, after: () => want });
+      return;
+    }
+    case "set_webhook": {
+      const hook = await ctx.evolution.expectedWebhook(slug);
+      await op.run(step, () => ctx.evolution.setWebhook(ctx.name, { url: hook.url, headers: hook.headers }), {
+        after: (w) => ({ url: w.url, enabled: w.enabled }),
+      });
+      return;
+    }
+    case "reconnect":
+      await op.run(step, () => ctx.evolution.connect(ctx.name), { after: connectSummary });
+      return;
+  }
+}
+
+/** A connect/restart result without the QR payload (for the audit). */
+export function connectSummary(r: ConnectResult): Record<string, unknown> {
+  return r.kind === "state" ? { state: r.state } : { qr: true, qrCount: r.qr.count, pairingCode: r.qr.pairingCode };
+}
+
+/** What `reconnect` answers. */
+export interface ReconnectResponse {
+  action: "reconnect";
+  tenant: Slug;
+  operationId: string;
+  ok: boolean;
+  result: OperationResult;
+  instance: string;
+  connect: ConnectResult | null;
+  error?: string;
+  steps: StepReport[];
+  budget: Budget;
+}
+
+/**
+ * `reconnect` (seed: "forçando reconexão"): `GET /instance/connect` on the tenant's instance, answering the state
+ * or the QR code to scan. Spends the remediation budget: past it, 429 (recorded as refused).
+ */
+export async function reconnectTenant(deps: Deps, slug: Slug, options: { actor: string }): Promise<ReconnectResponse> {
+  const tenant = await loadTenant(deps.sql, slug);
+  const op = new Operation(deps.sql, { action: "reconnect", actor: options.actor, tenant: slug, dryRun: false });
+  return await withTenantLease(
+    deps.sql,
+    { slug, action: "reconnect", actor: options.actor, operationId: op.id },
+    async () => {
+      const budget = await remediationBudget(deps, slug);
+      if (budget.remaining <= 0) {
+        const message =
+          `Cannot reconnect tenant '${slug}' as its remediation budget is spent (${budget.used} of ${budget.max} ` +
+          `in ${budget.windowMinutes} min): next allowed at ${budget.resetsAt}`;
+        await op.record("connect", "refused", { error: message, after: budget });
+        throw new AppError("remediation_budget_exhausted", 429, message, { details: budget });
+      }
+      const evolution = await clientFor(deps, tenant);
+      const name = instanceName(slug, deps.config.instancePrefix);
+      let connect: ConnectResult | null = null;
+      let error: string | undefined;
+      try {
+        connect = await op.run("connect", () => evolution.connect(name), { after: connectSummary });
+      } catch (e) {
+        const cause = (e as StepFailed).cause;
+        if (isEvolutionError(cause, "not_found")) {
+          throw new ConflictError(`Cannot reconnect tenant '${slug}' as instance '${name}' does not exist: run fix`, {
+            code: "instance_not_found",
+            details: { instance: name },
+          });
+        }
+        error = describeError(cause);
+      }
+      // this attempt's audit row is written: the budget below already counts it
+      const after = await remediationBudget(deps, slug);
+      return {
+        action: "reconnect",
+        tenant: slug,
+        operationId: op.id,
+        ok: !error,
+        result: error ? "failed" : "ok",
+        instance: name,
+        connect,
+        error,
+        steps: op.steps,
+        budget: after,
+      };
+    },
+  );
+}

@@ -1,0 +1,155 @@
+/**
+ * @module
+ * What every on-demand action needs about one tenant: its row and WhatsApp integration (404 when the tenant is
+ * unknown), the expected instance name, webhook URL and config, the per-tenant lease (one changing action per
+ * tenant at a time, 409 for the second), and the Evolution error helpers the actions share.
+ */
+import { z } from "zod";
+import type { Sql } from "../db.ts";
+import type { Config } from "../config.ts";
+import { ConflictError, errorMessage, NotFoundError } from "../errors.ts";
+import { type EvolutionClient, EvolutionError } from "../evolution/client.ts";
+import type { Deps } from "../deps.ts";
+import { instanceName, type Slug, webhookUrl } from "../naming.ts";
+
+/** The `config` jsonb of a WhatsApp integration (extra keys kept). */
+export const IntegrationConfig = z.object({
+  instance_name: z.string().optional(),
+  webhook_url: z.string().optional(),
+  environment: z.string().optional(),
+  evolution_api_url: z.string().optional(),
+  evolution_api_key_secret_id: z.string().optional(),
+}).passthrough();
+export type IntegrationConfig = z.infer<typeof IntegrationConfig>;
+
+/** A tenant and its WhatsApp integration row (null when there is none). */
+export interface TenantView {
+  id: string;
+  slug: Slug;
+  isActive: boolean;
+  integration: {
+    id: string;
+    config: IntegrationConfig;
+    isActive: boolean;
+    updatedAt: string;
+  } | null;
+}
+
+/** Reads a tenant and its integration; {@link NotFoundError} (404) when the slug is unknown. */
+export async function loadTenant(sql: Sql, slug: Slug): Promise<TenantView> {
+  const rows = await sql<
+    {
+      id: string;
+      is_active: boolean | null;
+      integration_id: string | null;
+      config: unknown;
+      integration_active: boolean | null;
+      updated_at: Date | null;
+    }[]
+  >`
+    select t.id, t.is_active, ti.id as integration_id, ti.config, ti.is_active as integration_active, ti.updated_at
+    from public.tenants t
+    left join public.tenant_integrations ti on ti.tenant_id = t.id and ti.integration_type = 'whatsapp'
+    where t.slug = ${slug}`;
+  if (!rows.length) throw new NotFoundError(`Tenant '${slug}' does not exist`, { details: { slug } });
+  const r = rows[0];
+  return {
+    id: r.id,
+    slug,
+    isActive: r.is_active !== false,
+    integration: r.integration_id
+      ? {
+        id: r.integration_id,
+        config: IntegrationConfig.catch({}).parse(r.config ?? {}),
+        isActive: r.integration_active !== false,
+        updatedAt: new Date(r.updated_at ?? 0).toISOString(),
+      }
+      : null,
+  };
+}
+
+/** The integration config a tenant should have (the seed's saveInstanceConfig), on top of `base`. */
+export function expectedConfig(config: Config, slug: Slug, base: IntegrationConfig = {}): IntegrationConfig {
+  return {
+    ...base,
+    instance_name: instanceName(slug, config.instancePrefix),
+    webhook_url: webhookUrl(slug, config.webhookBaseUrl),
+    environment: base.environment ?? "production",
+  };
+}
+
+/** Who asked: `api:<x-ops-actor header>` (sanitised), or `api`. */
+export function actorFrom(header: string | undefined | null): string {
+  const clean = (header ?? "").replace(/[^\w@.:/ -]/g, "").trim().slice(0, 100);
+  return clean ? `api:${clean}` : "api";
+}
+
+/**
+ * Runs `fn` holding the tenant's lease (`maintenance.acquire_tenant_lease`): a second changing action on the same
+ * tenant gets a {@link ConflictError} (409) naming the running one. The lease is released even when `fn` throws.
+ */
+export async function withTenantLease<T>(
+  sql: Sql,
+  lease: { slug: string; action: string; actor: string; operationId: string; seconds?: number },
+  fn: () => Promise<T>,
+): Promise<T> {
+  const [got] = await sql<
+    {
+      acquired: boolean;
+      holder_operation_id: string;
+      holder_action: string;
+      holder_actor: string;
+      holder_since: Date;
+      holder_expires_at: Date;
+    }[]
+  >`select * from maintenance.acquire_tenant_lease(${lease.slug}, ${lease.operationId}, ${lease.action},
+      ${lease.actor}, ${lease.seconds ?? 300})`;
+  if (!got?.acquired) {
+    throw new ConflictError(
+      `Cannot ${lease.action} tenant '${lease.slug}' as another operation (${got?.holder_action}) is running on it`,
+      {
+        code: "operation_in_progress",
+        details: {
+          operationId: got?.holder_operation_id,
+          action: got?.holder_action,
+          actor: got?.holder_actor,
+          since: got?.holder_since,
+          expiresAt: got?.holder_expires_at,
+        },
+      },
+    );
+  }
+  try {
+    return await fn();
+  } finally {
+    await sql`select maintenance.release_tenant_lease(${lease.slug}, ${lease.operationId})`.catch(() => {});
+  }
+}
+
+/** True when `error` is an Evolution error with one of `codes`. */
+export function isEvolutionError(error: unknown, ...codes: EvolutionError["code"][]): error is EvolutionError {
+  return error instanceof EvolutionError && (codes.length === 0 || codes.includes(error.code));
+}
+
+/** A short, secret-free description of an error for reports and the audit. */
+export function describeError(error: unknown): string {
+  if (error instanceof EvolutionError) {
+    const msgs = error.messages.length ? ` (${error.messages.slice(0, 2).join("; ")})` : "";
+    return `${error.code}${error.status ? ` ${error.status}` : ""}: ${error.message}${msgs}`;
+  }
+  return errorMessage(error);
+}
+
+/**
+ * The Evolution client of a tenant's server: the default one, or, after a migration, the server named in its
+ * config (`evolution_api_url`) with the key read back from Vault (`evolution_api_key_secret_id`).
+ */
+export async function clientFor(deps: Deps, tenant: TenantView): Promise<EvolutionClient> {
+  const cfg = tenant.integration?.config;
+  if (!cfg?.evolution_api_url || !cfg.evolution_api_key_secret_id) return deps.evolution;
+  if (cfg.evolution_api_url.replace(/\/+$/, "") === deps.evolution.baseUrl) return deps.evolution;
+  const [row] = await deps.sql<{ key: string | null }[]>`
+    select maintenance.evolution_key(${cfg.evolution_api_key_secret_id}::uuid) as key`;
+  if (!row?.key) return deps.evolution;
+  return deps.evolution.withCredentials(cfg.evolution_api_url, row.key);
+}
