@@ -8,6 +8,7 @@
  */
 import postgres from "postgres";
 import { ROOT } from "./paths.ts";
+import { isSlug, WEBHOOK_TOKEN_HEADER, webhookToken, webhookUrl } from "../shared/naming.ts";
 
 export interface Profile {
   name: string;
@@ -347,11 +348,15 @@ export async function start(p: Profile, opts: { log?: (s: string) => void; fresh
   await prepareDatabase(info, created, log);
   const env = functionsEnv(p, info);
   const useSim = !Deno.env.get("EVOLUTION_API_URL");
+  let simStarted = false;
   if (useSim) {
     if (!(await readPid(`${p.dir}/run/evolution.pid`)) && !(portFree(p.evolutionPort))) {
       throw new Error(`Cannot start the Evolution simulator as port ${p.evolutionPort} is already in use`);
     }
-    if (await startPiece(p, info, "evolution", env)) log(`starting the Evolution simulator on :${p.evolutionPort}`);
+    if (await startPiece(p, info, "evolution", env)) {
+      log(`starting the Evolution simulator on :${p.evolutionPort}`);
+      simStarted = true;
+    }
   }
   if (!(await readPid(`${p.dir}/run/functions.pid`)) && !(portFree(p.functionsPort))) {
     throw new Error(`Cannot start the functions as port ${p.functionsPort} is already in use`);
@@ -360,7 +365,38 @@ export async function start(p: Profile, opts: { log?: (s: string) => void; fresh
   if (await startPiece(p, info, "pg-net-worker", env)) log("starting the pg_net worker");
   await waitFor("the functions", () => httpOk(`http://127.0.0.1:${p.functionsPort}/_stack/health`), 60_000);
   if (useSim) await waitFor("the Evolution simulator", () => httpOk(`${info.evolutionUrl}/`), 60_000);
+  // The simulator keeps its instances in memory: on the dev stack, give each demo integration its instance again
+  // (connected, with the right webhook and token), as a real Evolution server would still have them.
+  if (useSim && simStarted && p.name === "dev") await seedSimulator(info, log);
   return info;
+}
+
+async function seedSimulator(info: StackInfo, log: (s: string) => void) {
+  const sql = postgres(info.dbUrl, { max: 1, onnotice: () => {} });
+  try {
+    const rows = await sql<{ slug: string; instance: string }[]>`
+      select t.slug, ti.config ->> 'instance_name' as instance
+      from public.tenant_integrations ti join public.tenants t on t.id = ti.tenant_id
+      where ti.integration_type = 'whatsapp' and ti.is_active and t.is_active and ti.config ->> 'instance_name' is not null`;
+    const list = [];
+    for (const r of rows) {
+      if (!isSlug(r.slug)) continue;
+      list.push([r.instance, {
+        state: "open",
+        webhookUrl: webhookUrl(r.slug, info.webhookBaseUrl),
+        webhookHeaders: { [WEBHOOK_TOKEN_HEADER]: await webhookToken(r.slug, info.webhookSecret) },
+      }]);
+    }
+    const res = await fetch(`${info.evolutionUrl}/_control/seedInstances`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify([list]),
+    });
+    await res.body?.cancel();
+    log(`simulator: ${list.length} instance(s) of the demo tenants in place (${res.status})`);
+  } finally {
+    await sql.end();
+  }
 }
 
 /** Stops every process the stack started; data stays. */
