@@ -1,0 +1,157 @@
+/**
+ * @module
+ * Retention purge, ours against the seed's, each on a fresh load of the same rows (half of them expired), while a
+ * concurrent writer records webhook events on its own connection and times each insert.
+ *
+ *   seed: seed §2.2, one `DELETE FROM api_logs WHERE created_at < now() - interval '30 days'`
+ *   ours: the `cleanup-logs` job through `runJob` (index-driven batches, each its own short transaction, each
+ *         tenant's latest connection.update kept), with a time budget large enough to finish
+ *
+ * Both use the same cut-off (`until` − 30 days; the job's clock is shifted so its "now" is `until`). Ours keeps at
+ * most one row per tenant more than the seed (the latest state), so rows/s is computed from each one's own count.
+ */
+import { createSql } from "../shared/db.ts";
+import { buildDeps } from "../shared/deps.ts";
+import { createNotifier } from "../shared/alerts/notify.ts";
+import { cleanupLogs } from "../shared/jobs/cleanup_logs.ts";
+import { runJob } from "../shared/jobs/runner.ts";
+import {
+  benchConfig,
+  type BenchContext,
+  ratio,
+  round,
+  since,
+  startWriter,
+  target,
+  type Writer,
+  writerFigures,
+} from "./harness.ts";
+import { type Dataset, loadDataset } from "./data.ts";
+
+/** Options of the purge benchmark. */
+export interface PurgeBenchOptions {
+  fullSize: boolean;
+  /** Writer-only measurement before each purge (ms), the writer's baseline. */
+  baselineMs?: number;
+}
+
+interface PurgeRun {
+  deleted: number;
+  ms: number;
+  rowsPerSec: number;
+  batches?: number;
+  status?: string;
+  writer: ReturnType<typeof writerFigures>;
+  writerBaseline: ReturnType<typeof writerFigures>;
+  writerErrors: string[];
+}
+
+async function withWriter(
+  ctx: BenchContext,
+  data: Dataset,
+  baselineMs: number,
+  purge: () => Promise<{ deleted: number; batches?: number; status?: string }>,
+): Promise<PurgeRun> {
+  const writer: Writer = startWriter(ctx.info.dbUrl, { slug: `${data.prefix}0` });
+  let run: { result: { deleted: number; batches?: number; status?: string }; ms: number } | undefined;
+  let failure: unknown;
+  try {
+    await new Promise((r) => setTimeout(r, baselineMs));
+    writer.mark();
+    const t0 = performance.now();
+    const result = await purge();
+    run = { result, ms: since(t0) };
+  } catch (error) {
+    failure = error;
+  }
+  const stopped = await writer.stop();
+  if (!run) throw failure;
+  const { result, ms } = run;
+  const [baseline, during] = stopped.windows;
+  return {
+    ...result,
+    ms,
+    rowsPerSec: Math.round(result.deleted / (ms / 1000)),
+    writer: writerFigures(during ?? []),
+    writerBaseline: writerFigures(baseline),
+    writerErrors: stopped.errors,
+  };
+}
+
+/** Runs the benchmark; returns the JSON section `purge`. */
+export async function benchPurge(ctx: BenchContext, data: Dataset, options: PurgeBenchOptions) {
+  const { sql, until, log } = ctx;
+  const baselineMs = options.baselineMs ?? 2000;
+  const cutoff = data.recentSince;
+
+  // seed: one DELETE, on a fresh load
+  const loadSeed = await loadDataset(ctx, data, data.since);
+  log(`purge: seed (one DELETE of ${data.expiredRows.toLocaleString("en")} expired rows) with a concurrent writer`);
+  const seed = await withWriter(ctx, data, baselineMs, async () => {
+    const rows = ctx.exclusive
+      ? await sql`delete from public.api_logs where created_at < ${cutoff}`
+      : await sql`delete from public.api_logs where created_at < ${cutoff} and tenant_slug like ${data.prefix + "%"}`;
+    return { deleted: rows.count };
+  });
+
+  // ours: the cleanup-logs job, on a fresh load of the same rows
+  const loadOurs = await loadDataset(ctx, data, data.since);
+  log("purge: ours (cleanup-logs job, batched) with a concurrent writer");
+  const jobSql = createSql(ctx.info.dbUrl);
+  const config = benchConfig(ctx.info, { LOG_RETENTION_DAYS: "30" });
+  const shift = () => Date.now() - until.getTime();
+  let offset = 0;
+  const deps = buildDeps(config, {
+    sql: jobSql,
+    notify: createNotifier(config, { sql: jobSql, channels: [] }),
+    now: () => new Date(Date.now() - offset),
+  });
+  let ours: PurgeRun;
+  try {
+    ours = await withWriter(ctx, data, baselineMs, async () => {
+      offset = shift();
+      const res = await runJob(deps, cleanupLogs, {
+        input: cleanupLogs.input.parse({ maxSeconds: 300 }),
+        trigger: "bench",
+      });
+      const tables = (res.report.tables ?? []) as Array<{ table: string; deleted: number; batches: number }>;
+      const api = tables.find((t) => t.table === "public.api_logs");
+      if (res.status !== "ok" || !api) {
+        throw new Error(`cleanup-logs ended ${res.status}: ${JSON.stringify(res.report)}`);
+      }
+      return { deleted: api.deleted, batches: api.batches, status: res.status };
+    });
+  } finally {
+    await jobSql.end();
+  }
+  const [{ left }] = await sql<{ left: number }[]>`
+    select count(*)::int as left from public.api_logs where created_at < ${cutoff}
+      and tenant_slug like ${data.prefix + "%"}`;
+
+  return {
+    size: { rows: data.recentRows + data.expiredRows, expired: data.expiredRows, tenants: data.tenants },
+    unit: "rows/s",
+    ours: { rowsPerSec: ours.rowsPerSec, ms: ours.ms, deleted: ours.deleted, batches: ours.batches },
+    seed: { rowsPerSec: seed.rowsPerSec, ms: seed.ms, deleted: seed.deleted },
+    ratio: ratio(ours.rowsPerSec, seed.rowsPerSec, "higher"),
+    ratioNote: "ratio = ours rows/s ÷ seed rows/s; writerP99Ratio = seed writer p99 ÷ ours writer p99",
+    writer: { ours: ours.writer, seed: seed.writer, baselineBeforeOurs: ours.writerBaseline },
+    writerP99Ratio: ratio(ours.writer.p99, seed.writer.p99),
+    writerErrors: { ours: ours.writerErrors, seed: seed.writerErrors },
+    keptLatestStates: left,
+    loadMs: { seed: loadSeed.ms, ours: loadOurs.ms },
+    targets: [
+      target("ours ≥ 100,000 rows/s", ours.rowsPerSec, {
+        min: 100_000,
+        text: "≥ 100000 rows/s",
+        applies: options.fullSize,
+      }),
+      target("writer p99 ≤ 50 ms during ours", ours.writer.p99, {
+        max: 50,
+        text: "≤ 50 ms",
+        applies: options.fullSize,
+      }),
+    ],
+    seconds: { ours: round(ours.ms / 1000, 1), seed: round(seed.ms / 1000, 1) },
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * @module
+ * Webhook ingestion: distinct `connection.update` envelopes POSTed to the real `whatsapp-webhook` function of the
+ * stack (functions router, over HTTP) by a load generator with bounded concurrency (p-map), each with its tenant's
+ * `x-webhook-token`. Figures: events/s over the whole run, per-request latency p50/p99, non-2xx answers, and
+ * events lost (sent and answered 200, yet no api_logs row). The seed has no ingestion path to compare with.
+ */
+import pMap from "p-map";
+import { WEBHOOK_TOKEN_HEADER, webhookToken } from "../shared/naming.ts";
+import { type BenchContext, percentile, round, since, target } from "./harness.ts";
+
+/** Options of the webhook benchmark. */
+export interface WebhookBenchOptions {
+  events: number;
+  /** Tenants the events are spread over (round robin). */
+  tenants: number;
+  concurrency: number;
+  fullSize: boolean;
+  /** Tenant slug prefix; tenants `{prefix}{i}` must exist (the dataset's). */
+  prefix: string;
+}
+
+/** Runs the benchmark; returns the JSON section `webhook`. */
+export async function benchWebhook(ctx: BenchContext, options: WebhookBenchOptions) {
+  const { sql, info, log } = ctx;
+  const slugs = Array.from({ length: options.tenants }, (_, i) => `${options.prefix}${i}`);
+  const tokens = new Map(
+    await Promise.all(slugs.map(async (s) => [s, await webhookToken(s, info.webhookSecret)] as const)),
+  );
+  const runId = crypto.randomUUID();
+  const base = Date.now();
+  const post = (i: number) => {
+    const slug = slugs[i % slugs.length];
+    const instance = `revalya-${slug}`;
+    const state = ["connecting", "open", "close"][i % 3];
+    return fetch(`${info.webhookBaseUrl}/api/whatsapp/webhook/${slug}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", [WEBHOOK_TOKEN_HEADER]: tokens.get(slug)! },
+      body: JSON.stringify({
+        event: "connection.update",
+        instance,
+        data: { instance, state, statusReason: state === "close" ? 428 : 200, bench: runId, seq: i },
+        destination: `${info.webhookBaseUrl}/api/whatsapp/webhook/${slug}`,
+        date_time: new Date(base + i).toISOString(),
+        sender: "5511999999999@s.whatsapp.net",
+        server_url: info.evolutionUrl,
+        apikey: null,
+      }),
+    });
+  };
+
+  // warm-up: the function's tenant cache and connections (not counted)
+  await pMap(slugs.slice(0, Math.min(slugs.length, 50)), async (_, i) => {
+    const res = await post(options.events + i);
+    await res.body?.cancel();
+  }, { concurrency: options.concurrency });
+
+  log(`webhook: ${options.events} events, concurrency ${options.concurrency}, ${options.tenants} tenants`);
+  const latencies: number[] = [];
+  const statuses: Record<string, number> = {};
+  let ok = 0;
+  const t0 = performance.now();
+  await pMap(Array.from({ length: options.events }, (_, i) => i), async (i) => {
+    const s = performance.now();
+    let status: string;
+    try {
+      const res = await post(i);
+      await res.body?.cancel();
+      status = String(res.status);
+      if (res.status === 200) ok++;
+    } catch (error) {
+      status = error instanceof Error ? error.name : "error";
+    }
+    latencies.push(performance.now() - s);
+    statuses[status] = (statuses[status] ?? 0) + 1;
+  }, { concurrency: options.concurrency });
+  const ms = since(t0);
+  const [{ rows }] = await sql<{ rows: number }[]>`
+    select count(*)::int as rows from public.api_logs
+    where created_at >= ${new Date(base - 600_000)} and service = 'whatsapp' and event = 'connection.update'
+      and data ->> 'bench' = ${runId}
+      and (data ->> 'seq')::int < ${options.events}`;
+  const eventsPerSec = Math.round(options.events / (ms / 1000));
+  const p50 = percentile(latencies, 50);
+  const p99 = percentile(latencies, 99);
+  return {
+    size: { events: options.events, tenants: options.tenants, concurrency: options.concurrency },
+    unit: "events/s",
+    ours: { eventsPerSec, p50, p99, ms, answered200: ok, statuses, rows, lost: options.events - rows },
+    seed: null,
+    ratio: null,
+    seedNote: "the seed has no webhook ingestion path to compare with: ours alone",
+    targets: [
+      target("≥ 1,000 events/s sustained", eventsPerSec, {
+        min: 1000,
+        text: "≥ 1000 events/s",
+        applies: options.fullSize,
+      }),
+      target("p99 ≤ 100 ms", p99, { max: 100, text: "≤ 100 ms", applies: options.fullSize }),
+      target("0 events lost", options.events - rows, { max: 0, text: "0" }),
+    ],
+    seconds: round(ms / 1000, 1),
+  };
+}
