@@ -113,7 +113,7 @@ async function machine(info: StackInfo) {
       deno: Deno.version.deno,
       postgres: version.split(" ").slice(0, 2).join(" "),
       postgresSettings: Object.fromEntries(
-        settings.map((s) => [s.name, s.unit ? `${s.setting} ${s.unit}` : s.setting]),
+        settings.map((s) => [s.name, s.setting]),
       ),
     };
   } finally {
