@@ -70,7 +70,14 @@ try {
   const info = await start(profile, { fresh: true });
   // Tests run each cron command themselves; pg_cron firing a job on its own schedule mid-test would only add noise
   // (an extra run taking a job's lease, an extra notification). The schedules stay defined, just paused.
-  await sh("psql", ["-X", "-q", "-d", info.dbUrl, "-c", "update cron.job set active = false where jobname like 'canais-%'"]);
+  await sh("psql", [
+    "-X",
+    "-q",
+    "-d",
+    info.dbUrl,
+    "-c",
+    "update cron.job set active = false where jobname like 'canais-%'",
+  ]);
   const testEnv = {
     CANAIS_STACK_FILE: `${profile.dir}/stack.json`,
     CANAIS_PORT_BASE: String(profile.functionsPort - 1),
