@@ -72,3 +72,21 @@ export async function auditOf(slug: string) {
 }
 
 export { uniqueSlug };
+
+/** POSTs to the in-process whatsapp-ops app; returns status and JSON. */
+export async function opsCall(
+  app: { request: (path: string, init: RequestInit) => Response | Promise<Response> },
+  f: OpsFixture,
+  action: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
+  const res = await app.request(`/whatsapp-ops/${action}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", apikey: f.deps.config.secretKey, ...headers },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  // deno-lint-ignore no-explicit-any
+  return { status: res.status, json: JSON.parse(text) as any, text };
+}

@@ -8,8 +8,8 @@
  *   `fetchInstances?instanceName=` call, which is not instance-guarded: 401 is the key, a network error is the
  *   server, 404 is the instance. Every problem found is listed in `problems`, the seed's code is the first of them.
  * - disconnection: `frequent_disconnections` (> 3 closes in 2 h, from the receiver's `connection.update` logs),
- *   `api_unstable` (`GET /` fails, or the last 30 min of Evolution calls fail ≥ 20 %), else `ok` (no close) or
- *   `unknown` (closes without a pattern).
+ *   `api_unstable` (the live probe `GET /` fails, as the seed's checkEvolutionAPIHealth; the last 30 min of
+ *   Evolution calls are given as context), else `ok` (no close) or `unknown` (closes without a pattern).
  * - performance: `slow_api` (mean > 5 s), `high_error_rate` (success < 95 %), or `normal`, over the tenant's
  *   Evolution calls in the window (default 24 h), aggregated in SQL; fewer than 3 calls is too small a sample.
  */
@@ -79,8 +79,6 @@ export const THRESHOLDS = {
   slowMeanMs: 5000,
   minSuccessRate: 95,
   minSample: 3,
-  unstableErrorRate: 20,
-  unstableMinCalls: 5,
   unstableWindowMinutes: 30,
 };
 
@@ -189,14 +187,17 @@ export async function diagnose(
         unstable = `GET / failed: ${describeError(error)}`;
       }
     }
-    const [stab] = await sql<{ total: number; errors: number; error_rate: string | null }[]>`
+    // Context only: the last minutes of Evolution calls of every tenant (one server's bad minute shows here too).
+    const [stab] = await sql<{ total: number; errors: number; error_rate: string | null; unreachable: number }[]>`
       select * from maintenance.evolution_stability(${EVOLUTION_OPERATIONS},
         make_interval(mins => ${THRESHOLDS.unstableWindowMinutes}), ${now})`;
-    disc.recentCalls = { windowMinutes: THRESHOLDS.unstableWindowMinutes, total: stab.total, errors: stab.errors };
-    if (
-      !unstable && stab.total >= THRESHOLDS.unstableMinCalls &&
-      Number(stab.error_rate ?? 0) >= THRESHOLDS.unstableErrorRate
-    ) unstable = `${stab.error_rate}% of the last ${stab.total} Evolution calls failed`;
+    disc.recentCalls = {
+      windowMinutes: THRESHOLDS.unstableWindowMinutes,
+      total: stab.total,
+      errors: stab.errors,
+      errorRate: stab.error_rate === null ? null : Number(stab.error_rate),
+      unreachableOrServerErrors: stab.unreachable,
+    };
     if (unstable) disc.unstable = unstable;
     disconnectionCode = unstable ? "api_unstable" : closes.closes > 0 ? "unknown" : "ok";
   }
