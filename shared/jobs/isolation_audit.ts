@@ -115,7 +115,6 @@ export async function runIsolationAudit(
   const inScope = (slug: string | null) => !scope || (slug !== null && scope.has(slug));
   const actor = ctx.actor ?? "job:isolation-audit";
   const prefix = config.instancePrefix;
-  const now = deps.now();
 
   // 1. The database side (views) and the facts the plans need.
   const naming = (await sql<NamingRow[]>`
@@ -136,7 +135,7 @@ export async function runIsolationAudit(
   ) claims.set(r.name, [...(claims.get(r.name) ?? []), r.slug]);
   const cross = (await sql<CrossRow[]>`
     select tenant_slug, attempts, first_at, last_at, to_json(last_at) #>> '{}' as last_at_exact, sample
-    from maintenance.cross_tenant_attempts('24 hours', ${now})`).filter((r) => inScope(r.tenant_slug));
+    from maintenance.cross_tenant_attempts('24 hours')`).filter((r) => inScope(r.tenant_slug));
 
   // 2. Evolution: every instance in one call, then the webhook of each tenant's instance (bounded concurrency).
   let instances: InstanceSummary[] | null = null;

@@ -164,10 +164,10 @@ export async function diagnose(
       ? "unknown"
       : "ok");
 
-  // Disconnection.
+  // Disconnection. (The SQL windows end at the database's now(): the audit and log rows carry its clock.)
   const [closes] = await sql<{ closes: number; last_close_at: Date | null; reasons: unknown; events: number }[]>`
     select * from maintenance.tenant_disconnections(${slug},
-      make_interval(hours => ${THRESHOLDS.closesWindowHours}), ${now})`;
+      make_interval(hours => ${THRESHOLDS.closesWindowHours}))`;
   const disc: Record<string, unknown> = {
     windowHours: THRESHOLDS.closesWindowHours,
     closes: closes.closes,
@@ -190,7 +190,7 @@ export async function diagnose(
     // Context only: the last minutes of Evolution calls of every tenant (one server's bad minute shows here too).
     const [stab] = await sql<{ total: number; errors: number; error_rate: string | null; unreachable: number }[]>`
       select * from maintenance.evolution_stability(${EVOLUTION_OPERATIONS},
-        make_interval(mins => ${THRESHOLDS.unstableWindowMinutes}), ${now})`;
+        make_interval(mins => ${THRESHOLDS.unstableWindowMinutes}))`;
     disc.recentCalls = {
       windowMinutes: THRESHOLDS.unstableWindowMinutes,
       total: stab.total,
@@ -217,7 +217,7 @@ export async function diagnose(
       errors_by_type: Record<string, number>;
     }[]
   >`select * from maintenance.tenant_performance(${slug}, ${EVOLUTION_OPERATIONS},
-      make_interval(hours => ${windowHours}), ${now})`;
+      make_interval(hours => ${windowHours}))`;
   const perfEvidence: Record<string, unknown> = {
     windowHours,
     calls: perf.total,

@@ -38,7 +38,7 @@ export interface Budget {
 export async function remediationBudget(deps: Deps, slug: Slug): Promise<Budget> {
   const [b] = await deps.sql<
     { used: number; max_allowed: number; remaining: number; window_minutes: number; resets_at: Date | null }[]
-  >`select * from maintenance.remediation_budget(${slug}, ${deps.now()})`;
+  >`select * from maintenance.remediation_budget(${slug})`;
   return {
     used: b.used,
     max: b.max_allowed,
