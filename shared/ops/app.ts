@@ -40,7 +40,7 @@ export const ResetBody = z.object({
 /** `POST /migrate` */
 export const MigrateBody = z.object({
   slug: Slug,
-  apiUrl: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }),
+  apiUrl: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).max(2048, "must be at most 2048 characters"),
   apiKey: z.string().min(1, "must not be empty").max(512, "must be at most 512 characters"),
   apply: z.boolean().default(false),
 }).strict();

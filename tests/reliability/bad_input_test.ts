@@ -1,0 +1,438 @@
+// The bad-input matrix: every function and route of the test stack, over HTTP, fed missing / extra / wrong-typed
+// fields, hostile slugs, huge strings, empty / 5 MB / invalid / non-UTF-8 bodies, wrong content types and SQL
+// metacharacters. Every case must answer a 4xx whose message names the field (or the problem), never a 5xx, and leave
+// the row counts of tenants, tenant_integrations, api_logs, actions_audit and job_runs as they were.
+import assert from "node:assert/strict";
+import { createTenant, stack, testSql } from "../_helpers.ts";
+import { WEBHOOK_TOKEN_HEADER, webhookToken } from "../../shared/naming.ts";
+import { assertRejected, raw, rowCounts } from "./_matrix.ts";
+
+/** Slugs that must never be accepted anywhere a slug enters. */
+const BAD_SLUGS: Array<[string, string]> = [
+  ["path traversal '../x'", "../x"],
+  ["encoded slash 'a%2Fb'", "a%2Fb"],
+  ["upper case 'ACME'", "ACME"],
+  ["Cyrillic look-alike 'асme'", "\u0430\u0441me"],
+  ["10,000 characters", "a".repeat(10_000)],
+  ["SQL metacharacters", "'; drop table tenants; --"],
+  ["empty string", ""],
+  ["trailing hyphen 'acme-'", "acme-"],
+];
+
+interface Case {
+  name: string;
+  /** Raw body (default: JSON of `json`). */
+  body?: BodyInit | null;
+  json?: unknown;
+  /** Content type (default application/json; null = none). */
+  type?: string | null;
+  method?: string;
+  path?: string;
+  headers?: Record<string, string>;
+  status?: number;
+  names: RegExp;
+  /** Expected row-count changes (default none). */
+  delta?: Record<string, number>;
+}
+
+const FIVE_MB = JSON.stringify({ pad: "x".repeat(5 * 1024 * 1024) });
+
+/** The body-level cases every JSON function gets, around a valid body `base`. */
+function bodyCases(base: Record<string, unknown>): Case[] {
+  return [
+    { name: "invalid JSON", body: '{"slug": ', status: 400, names: /Invalid JSON/ },
+    {
+      name: "wrong content type (text/plain)",
+      body: JSON.stringify(base),
+      type: "text/plain",
+      status: 415,
+      names: /content type/,
+    },
+    {
+      name: "wrong content type (form)",
+      body: "slug=acme",
+      type: "application/x-www-form-urlencoded",
+      status: 415,
+      names: /content type/,
+    },
+    { name: "no content type", body: JSON.stringify(base), type: null, status: 415, names: /content type/ },
+    { name: "5 MB body", body: FIVE_MB, status: 413, names: /too large/ },
+    { name: "JSON array body", json: [base], status: 400, names: /\(body\)/ },
+    { name: "JSON null body", body: "null", status: 400, names: /\(body\)/ },
+    { name: "JSON string body", json: "slug", status: 400, names: /\(body\)/ },
+    { name: "not UTF-8", body: new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), status: 400, names: /UTF-8/ },
+    { name: "extra field", json: { ...base, bogus: 1 }, status: 400, names: /bogus/ },
+    {
+      name: "extra field with SQL",
+      json: { ...base, "'; drop table tenants; --": 1 },
+      status: 400,
+      names: /drop table/,
+    },
+    { name: "GET instead of POST", method: "GET", body: null, status: 404, names: /No route GET/ },
+  ];
+}
+
+/** Cases of a field that takes a list of slugs. */
+function slugListCases(field: string, base: Record<string, unknown> = {}): Case[] {
+  return [
+    ...BAD_SLUGS.map(([n, v]): Case => ({
+      name: `'${field}' with ${n}`,
+      json: { ...base, [field]: [v] },
+      status: 400,
+      names: new RegExp(`'${field}\\.0'`),
+    })),
+    {
+      name: `'${field}' not an array`,
+      json: { ...base, [field]: "acme" },
+      status: 400,
+      names: new RegExp(`'${field}'`),
+    },
+    { name: `'${field}' empty`, json: { ...base, [field]: [] }, status: 400, names: new RegExp(`'${field}'`) },
+    {
+      name: `'${field}' with 5,001 slugs`,
+      json: { ...base, [field]: Array.from({ length: 5001 }, (_, i) => `t-${i}`) },
+      status: 400,
+      names: new RegExp(`'${field}'`),
+    },
+    {
+      name: `'${field}' with a number`,
+      json: { ...base, [field]: [42] },
+      status: 400,
+      names: new RegExp(`'${field}\\.0'`),
+    },
+  ];
+}
+
+/** Cases of a `slug` field in an ops body. */
+function slugCases(base: Record<string, unknown>): Case[] {
+  const { slug: _s, ...rest } = base;
+  return [
+    ...BAD_SLUGS.map(([n, v]): Case => ({
+      name: `slug ${n}`,
+      json: { ...base, slug: v },
+      status: 400,
+      names: /'slug'/,
+    })),
+    { name: "slug missing", json: rest, status: 400, names: /'slug'/ },
+    { name: "slug a number", json: { ...base, slug: 42 }, status: 400, names: /'slug'/ },
+    { name: "slug null", json: { ...base, slug: null }, status: 400, names: /'slug'/ },
+    { name: "slug an object", json: { ...base, slug: { $ne: "" } }, status: 400, names: /'slug'/ },
+    { name: "empty body (slug missing)", body: "", status: 400, names: /'slug'/ },
+    { name: "unknown tenant", json: { ...base, slug: "no-such-tenant-r9" }, status: 404, names: /no-such-tenant-r9/ },
+  ];
+}
+
+const field = (name: string, value: unknown, base: Record<string, unknown> = {}): Case => ({
+  name: `'${name}' = ${JSON.stringify(value)?.slice(0, 40)}`,
+  json: { ...base, [name]: value },
+  status: 400,
+  names: new RegExp(`'${name.replace(/\./g, "\\.")}'`),
+});
+
+const JOB_CASES: Record<string, Case[]> = {
+  "health-check": [
+    ...bodyCases({}),
+    ...slugListCases("tenants"),
+    field("trigger", "hacker"),
+    field("trigger", 42),
+  ],
+  "cleanup-logs": [
+    ...bodyCases({ dryRun: true }),
+    field("dryRun", "yes"),
+    field("dryRun", 1),
+    field("maxSeconds", 0),
+    field("maxSeconds", 1e9),
+    field("maxSeconds", "60"),
+    field("maxSeconds", 1.5),
+    field("batchSize", 10),
+    field("batchSize", 10_000_000),
+    field("batchSize", "'; drop table tenants; --"),
+    field("trigger", "x".repeat(10_000)),
+  ],
+  "isolation-audit": [
+    ...bodyCases({}),
+    ...slugListCases("tenants"),
+    field("apply", "true"),
+    field("apply", 1),
+    field("concurrency", 0),
+    field("concurrency", 1000),
+  ],
+  "orphan-cleanup": [
+    ...bodyCases({ apply: false }),
+    field("apply", "false"),
+    field("apply", 0),
+    field("graceHours", -1),
+    field("graceHours", "24"),
+    field("graceHours", 1e9),
+    field("graceHours", null),
+  ],
+  "weekly-report": [
+    ...bodyCases({}),
+    field("days", 0),
+    field("days", 91),
+    field("days", "7"),
+    field("days", 7.5),
+    field("days", "'; drop table tenants; --"),
+  ],
+};
+
+async function runCase(fn: string, c: Case, slugs: string[]) {
+  const before = await rowCounts(slugs);
+  const headers: Record<string, string> = { ...(c.headers ?? {}) };
+  const type = c.type === undefined ? "application/json" : c.type;
+  if (type) headers["content-type"] = type;
+  let body: BodyInit | null | undefined = c.body;
+  if (body === undefined) body = c.json === undefined ? null : JSON.stringify(c.json);
+  if (c.method === "GET") body = null;
+  const r = await raw(fn, { method: c.method ?? "POST", path: c.path, body, headers });
+  assertRejected(r, { status: c.status, names: c.names }, `${fn} ${c.name}`);
+  const after = await rowCounts(slugs);
+  const expected = { ...before };
+  for (const [k, d] of Object.entries(c.delta ?? {})) expected[k] += d;
+  assert.deepEqual(after, expected, `${fn} ${c.name}: row counts`);
+}
+
+for (const [fn, cases] of Object.entries(JOB_CASES)) {
+  Deno.test(`${fn} answers every bad input with a 4xx naming the field and changes no row`, async (t) => {
+    for (const c of cases) await t.step(c.name, () => runCase(fn, c, []));
+  });
+}
+
+Deno.test("whatsapp-ops answers every bad input on every route with a 4xx naming the field and changes no row", async (t) => {
+  const { slug } = await createTenant({ prefix: "bi-ops" });
+  const routes: Record<string, { base: Record<string, unknown>; extra: Case[] }> = {
+    diagnose: {
+      base: { slug },
+      extra: [
+        field("windowHours", 0, { slug }),
+        field("windowHours", "24", { slug }),
+        field("windowHours", 1e9, { slug }),
+      ],
+    },
+    fix: { base: { slug, apply: false }, extra: [field("apply", "true", { slug }), field("apply", null, { slug })] },
+    reconnect: { base: { slug }, extra: [] },
+    reset: {
+      base: { slug, confirm: slug },
+      extra: [
+        field("confirm", "x".repeat(10_000), { slug }),
+        field("confirm", 42, { slug }),
+        field("apply", "true", { slug, confirm: slug }),
+        {
+          // a refused reset of an existing tenant is audited on purpose (someone tried): one `refused` row, no other
+          name: "'confirm' with SQL metacharacters (refused, audited)",
+          json: { slug, confirm: "'; drop table tenants; --", apply: true },
+          status: 400,
+          names: /'confirm'/,
+          delta: { actions_audit: 1 },
+        },
+        {
+          name: "'confirm' missing (refused, audited)",
+          json: { slug, apply: true },
+          status: 400,
+          names: /'confirm'/,
+          delta: { actions_audit: 1 },
+        },
+        {
+          name: "'confirm' a Cyrillic look-alike of the slug (refused, audited)",
+          json: { slug, confirm: slug.replace("o", "\u043e"), apply: true },
+          status: 400,
+          names: /'confirm'/,
+          delta: { actions_audit: 1 },
+        },
+      ],
+    },
+    migrate: {
+      base: { slug, apiUrl: "http://127.0.0.1:9/", apiKey: "k" },
+      extra: [
+        field("apiUrl", "ftp://evil.example/", { slug, apiKey: "k" }),
+        field("apiUrl", "javascript:alert(1)", { slug, apiKey: "k" }),
+        field("apiUrl", `http://${"a".repeat(10_000)}.example/`, { slug, apiKey: "k" }),
+        field("apiUrl", "'; drop table tenants; --", { slug, apiKey: "k" }),
+        field("apiUrl", undefined, { slug, apiKey: "k" }),
+        field("apiKey", "", { slug, apiUrl: "http://127.0.0.1:9/" }),
+        field("apiKey", "k".repeat(10_000), { slug, apiUrl: "http://127.0.0.1:9/" }),
+        field("apiKey", 42, { slug, apiUrl: "http://127.0.0.1:9/" }),
+        field("apply", "yes", { slug, apiUrl: "http://127.0.0.1:9/", apiKey: "k" }),
+      ],
+    },
+    status: {
+      base: { slug },
+      extra: [field("limit", 0), field("limit", "20"), field("limit", 10_000), field("limit", 1.5)],
+    },
+  };
+  try {
+    for (const [route, { base, extra }] of Object.entries(routes)) {
+      // `/status` takes an optional slug: a missing one is the all-tenants view, not bad input
+      const slugs = slugCases(base).filter((c) => route !== "status" || !/slug missing/.test(c.name));
+      const cases = [...bodyCases(base), ...slugs, ...extra];
+      for (const c of cases) {
+        await t.step(`/${route} ${c.name}`, () => runCase("whatsapp-ops", { ...c, path: `/${route}` }, [slug]));
+      }
+    }
+    await t.step(
+      "unknown route /drop",
+      () =>
+        runCase("whatsapp-ops", {
+          name: "unknown route",
+          path: "/drop",
+          json: { slug },
+          status: 404,
+          names: /No route/,
+        }, [
+          slug,
+        ]),
+    );
+  } finally {
+    await testSql()`delete from public.tenants where slug = ${slug}`;
+    await testSql()`delete from maintenance.actions_audit where tenant_slug = ${slug}`;
+  }
+});
+
+Deno.test("whatsapp-webhook answers every bad path and body with a 4xx naming the problem and changes no row", async (t) => {
+  const { slug } = await createTenant({ prefix: "bi-wh" });
+  const token = await webhookToken(slug, stack().webhookSecret);
+  const good = { event: "connection.update", instance: `revalya-${slug}`, data: { state: "open" } };
+  const hook = (s: string) => `/api/whatsapp/webhook/${s}`;
+  const withToken = { [WEBHOOK_TOKEN_HEADER]: token };
+  const cases: Case[] = [
+    // the slug in the path (URL-encoded as a client would send it)
+    ...BAD_SLUGS.filter(([, v]) => v !== "").map(([n, v]): Case => ({
+      name: `path slug ${n}`,
+      path: hook(encodeURIComponent(v)),
+      json: good,
+      headers: withToken,
+      names: /'slug'|No route/,
+    })),
+    { name: "path slug '..%2Fx'", path: hook("..%2Fx"), json: good, headers: withToken, status: 400, names: /'slug'/ },
+    {
+      name: "path '../x' (normalised away)",
+      path: "/api/whatsapp/webhook/../x",
+      json: good,
+      headers: withToken,
+      status: 404,
+      names: /No route/,
+    },
+    {
+      name: "bad event suffix",
+      path: hook(`${slug}/..%2F..`),
+      json: good,
+      headers: withToken,
+      status: 400,
+      names: /'suffix'/,
+    },
+    {
+      name: "suffix of another event",
+      path: hook(`${slug}/qrcode-updated`),
+      json: good,
+      headers: withToken,
+      status: 400,
+      names: /'suffix'/,
+    },
+    {
+      name: "unknown route",
+      path: "/api/whatsapp/other",
+      json: good,
+      headers: withToken,
+      status: 404,
+      names: /No route/,
+    },
+    // the body, with the tenant's valid token
+    ...bodyCases(good).filter((c) =>
+      c.name !== "extra field" && c.name !== "extra field with SQL" && c.name !== "GET instead of POST"
+    )
+      .map((c) => ({ ...c, path: hook(slug), headers: withToken })),
+    {
+      name: "GET instead of POST",
+      method: "GET",
+      path: hook(slug),
+      headers: withToken,
+      status: 404,
+      names: /No route GET/,
+    },
+    {
+      name: "empty body ('event' missing)",
+      path: hook(slug),
+      body: "",
+      headers: withToken,
+      status: 400,
+      names: /'event'/,
+    },
+    {
+      name: "'event' missing",
+      path: hook(slug),
+      json: { instance: good.instance },
+      headers: withToken,
+      status: 400,
+      names: /'event'/,
+    },
+    {
+      name: "'event' a number",
+      path: hook(slug),
+      json: { ...good, event: 42 },
+      headers: withToken,
+      status: 400,
+      names: /'event'/,
+    },
+    {
+      name: "'event' with SQL metacharacters",
+      path: hook(slug),
+      json: { ...good, event: "'; drop table tenants; --" },
+      headers: withToken,
+      status: 400,
+      names: /'event'/,
+    },
+    {
+      name: "'event' 10,000 characters",
+      path: hook(slug),
+      json: { ...good, event: "e".repeat(10_000) },
+      headers: withToken,
+      status: 400,
+      names: /'event'/,
+    },
+    {
+      name: "'instance' missing",
+      path: hook(slug),
+      json: { event: good.event },
+      headers: withToken,
+      status: 400,
+      names: /'instance'/,
+    },
+    {
+      name: "'instance' 10,000 characters",
+      path: hook(slug),
+      json: { ...good, instance: "i".repeat(10_000) },
+      headers: withToken,
+      status: 400,
+      names: /'instance'/,
+    },
+    {
+      name: "'instance' an array",
+      path: hook(slug),
+      json: { ...good, instance: [good.instance] },
+      headers: withToken,
+      status: 400,
+      names: /'instance'/,
+    },
+    {
+      name: "'date_time' a number",
+      path: hook(slug),
+      json: { ...good, date_time: 1 },
+      headers: withToken,
+      status: 400,
+      names: /'date_time'/,
+    },
+    {
+      name: "'apikey' 10,000 characters",
+      path: hook(slug),
+      json: { ...good, apikey: "k".repeat(10_000) },
+      headers: withToken,
+      status: 400,
+      names: /'apikey'/,
+    },
+  ];
+  try {
+    for (const c of cases) await t.step(c.name, () => runCase("whatsapp-webhook", c, [slug]));
+  } finally {
+    await testSql()`delete from public.tenants where slug = ${slug}`;
+  }
+});
