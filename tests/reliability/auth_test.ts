@@ -83,7 +83,10 @@ Deno.test("every function refuses a missing, wrong or publishable key with 401 b
       });
       await t.step(`${target.fn}${target.path ?? ""}: the secret key is accepted (apikey and Bearer)`, async () => {
         // the control row of the matrix: the same request with the right key is not refused
-        for (const headers of [{ apikey: stack().secretKey }, { authorization: `Bearer ${stack().secretKey}` }]) {
+        const keyed: Record<string, string>[] = [{ apikey: stack().secretKey }, {
+          authorization: `Bearer ${stack().secretKey}`,
+        }];
+        for (const headers of keyed) {
           const body = target.fn === "orphan-cleanup"
             ? JSON.stringify({ apply: false })
             : target.fn === "isolation-audit"
