@@ -127,8 +127,8 @@ export function simulatorControl(evolutionUrl: string) {
 export interface Writer {
   /** Starts a measurement window: latencies recorded from now on go to a new list. */
   mark(): void;
-  /** Stops the writer; returns the latencies (ms) of each window, in order, and the errors seen. */
-  stop(): Promise<{ windows: number[][]; errors: string[] }>;
+  /** Stops the writer; returns each window's latencies (ms) and length (ms), in order, and the errors seen. */
+  stop(): Promise<{ windows: number[][]; windowMs: number[]; errors: string[] }>;
 }
 
 /**
@@ -139,6 +139,7 @@ export interface Writer {
 export function startWriter(dbUrl: string, options: { slug: string; instancePrefix?: string }): Writer {
   const sql = postgres(dbUrl, { max: 1, prepare: false, onnotice: () => {} });
   const windows: number[][] = [[]];
+  const starts: number[] = [performance.now()];
   const errors: string[] = [];
   let stopping = false;
   const instance = `${options.instancePrefix ?? "revalya-"}${options.slug}`;
@@ -159,20 +160,26 @@ export function startWriter(dbUrl: string, options: { slug: string; instancePref
     }
   })();
   return {
-    mark: () => void windows.push([]),
+    mark() {
+      windows.push([]);
+      starts.push(performance.now());
+    },
     async stop() {
       stopping = true;
+      starts.push(performance.now());
       await loop;
       await sql.end();
-      return { windows, errors: [...new Set(errors)].slice(0, 5) };
+      const windowMs = windows.map((_, i) => starts[i + 1] - starts[i]);
+      return { windows, windowMs, errors: [...new Set(errors)].slice(0, 5) };
     },
   };
 }
 
-/** Writer latency figures of one window. */
-export function writerFigures(latencies: number[]) {
+/** Writer figures of one window: inserts, inserts per second, latency p50/p99/max (ms). */
+export function writerFigures(latencies: number[], windowMs: number) {
   return {
     inserts: latencies.length,
+    perSec: windowMs > 0 ? Math.round(latencies.length / (windowMs / 1000)) : null,
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     max: latencies.length ? round(Math.max(...latencies), 2) : null,

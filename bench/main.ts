@@ -181,13 +181,15 @@ export function renderTable(result: Record<string, unknown>): string {
       targets(p),
     ]);
     lines.push(
-      `purge: writer p50/p99 during ours ${fmt(p.writer.ours.p50)}/${fmt(p.writer.ours.p99)} ms, during the seed's ${
-        fmt(p.writer.seed.p50)
-      }/${fmt(p.writer.seed.p99)} ms (baseline ${fmt(p.writer.baselineBeforeOurs.p50)}/${
+      `purge: concurrent writer (inserts/s, p50/p99 ms): during ours ${fmt(p.writer.ours.perSec)}/s, ${
+        fmt(p.writer.ours.p50)
+      }/${fmt(p.writer.ours.p99)}; during the seed's ${fmt(p.writer.seed.perSec)}/s, ${fmt(p.writer.seed.p50)}/${
+        fmt(p.writer.seed.p99)
+      }; idle before ${fmt(p.writer.baselineBeforeOurs.perSec)}/s, ${fmt(p.writer.baselineBeforeOurs.p50)}/${
         fmt(p.writer.baselineBeforeOurs.p99)
-      } ms); deleted ours ${fmt(p.ours.deleted)} (kept ${fmt(p.keptLatestStates)} latest states), seed ${
-        fmt(p.seed.deleted)
-      }`,
+      }. Deleted: ours ${fmt(p.ours.deleted)} in ${fmt(p.ours.batches)} batches (kept ${
+        fmt(p.keptLatestStates)
+      } latest states), seed ${fmt(p.seed.deleted)}`,
     );
   }
   const k = get("webhook");

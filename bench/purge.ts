@@ -68,12 +68,13 @@ async function withWriter(
   if (!run) throw failure;
   const { result, ms } = run;
   const [baseline, during] = stopped.windows;
+  const [baselineWindowMs, duringWindowMs] = stopped.windowMs;
   return {
     ...result,
     ms,
     rowsPerSec: Math.round(result.deleted / (ms / 1000)),
-    writer: writerFigures(during ?? []),
-    writerBaseline: writerFigures(baseline),
+    writer: writerFigures(during ?? [], duringWindowMs ?? 0),
+    writerBaseline: writerFigures(baseline, baselineWindowMs),
     writerErrors: stopped.errors,
   };
 }
@@ -135,7 +136,12 @@ export async function benchPurge(ctx: BenchContext, data: Dataset, options: Purg
     seed: { rowsPerSec: seed.rowsPerSec, ms: seed.ms, deleted: seed.deleted },
     ratio: ratio(ours.rowsPerSec, seed.rowsPerSec, "higher"),
     ratioNote: "ratio = ours rows/s ÷ seed rows/s; writerP99Ratio = seed writer p99 ÷ ours writer p99",
-    writer: { ours: ours.writer, seed: seed.writer, baselineBeforeOurs: ours.writerBaseline },
+    writer: {
+      ours: ours.writer,
+      seed: seed.writer,
+      baselineBeforeOurs: ours.writerBaseline,
+      baselineBeforeSeed: seed.writerBaseline,
+    },
     writerP99Ratio: ratio(ours.writer.p99, seed.writer.p99),
     writerErrors: { ours: ours.writerErrors, seed: seed.writerErrors },
     keptLatestStates: left,
