@@ -1,15 +1,74 @@
 /**
  * @module
- * The `status-page` app: an HTML status page (skeleton until the status page issue lands).
+ * The `status-page` app: `GET /status-page` (and `/status-page/`) answers one self-contained HTML page (overall
+ * status, Evolution/DB health from the last health-check run, tenants with 24 h and 7 day availability bars, open
+ * alerts, jobs). Never world-readable: the secret key (`apikey` / `Authorization: Bearer`) or the read-only
+ * `STATUS_PAGE_TOKEN` (`?token=`, `x-status-token`, or as a Bearer/apikey); the secret key also works as `?token=`
+ * (the local stack prints such a URL). The page runs no script, and its Content-Security-Policy forbids any.
  */
-import type { Hono } from "hono";
+import type { Context, Hono, MiddlewareHandler } from "hono";
+import { z } from "zod";
 import type { Deps } from "../deps.ts";
-import { createFunctionApp, requireSecretKey } from "../http.ts";
+import { UnauthorizedError } from "../errors.ts";
+import { createFunctionApp, describeIssues, presentedKeys, timingSafeEqual } from "../http.ts";
+import { loadStatus } from "./data.ts";
+import { renderPage } from "./render.ts";
+
+/** Header carrying the read-only token (alternative to `?token=`). */
+export const STATUS_TOKEN_HEADER = "x-status-token";
+
+/** Query parameters of the page; unknown ones are ignored. */
+export const StatusPageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(2000).default(200),
+  q: z.string().trim().max(100).optional(),
+  token: z.string().optional(),
+});
+export type StatusPageQuery = z.infer<typeof StatusPageQuery>;
+
+/** Headers of every page: no caching, no referrer (the URL may carry the token), no script, no framing. */
+export const PAGE_HEADERS: Record<string, string> = {
+  "cache-control": "no-store",
+  "referrer-policy": "no-referrer",
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "content-security-policy":
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+};
+
+/** Middleware: 401 unless the request carries the secret key or the read-only status page token. */
+export function requireStatusAccess(secretKey: string, statusPageToken?: string): MiddlewareHandler {
+  const accepted = [secretKey, statusPageToken].filter((k): k is string => Boolean(k));
+  return async (c, next) => {
+    const presented = [
+      ...presentedKeys(c.req.raw),
+      c.req.header(STATUS_TOKEN_HEADER)?.trim(),
+      c.req.query("token")?.trim(),
+    ].filter((k): k is string => Boolean(k));
+    const ok = presented.some((p) => accepted.some((a) => timingSafeEqual(p, a)));
+    if (!ok) {
+      throw new UnauthorizedError(
+        "The status page needs a token: open it with ?token=<STATUS_PAGE_TOKEN>, or send the secret key as 'apikey' or 'Authorization: Bearer'",
+      );
+    }
+    await next();
+  };
+}
+
+async function page(deps: Deps, c: Context) {
+  const parsed = StatusPageQuery.safeParse(c.req.query());
+  if (!parsed.success) throw describeIssues(parsed.error, "query string");
+  const { limit, q, token } = parsed.data;
+  const asOf = deps.now();
+  const data = await loadStatus(deps.sql, { asOf, limit, search: q });
+  const body = await renderPage(data, { asOf, search: q || undefined, token, limit });
+  return c.html(body, 200, PAGE_HEADERS);
+}
 
 /** Builds the status-page app. */
 export function createStatusPageApp(deps: Deps): Hono {
   const app = createFunctionApp("status-page");
-  app.use("*", requireSecretKey(deps.config.secretKey));
-  app.get("/", (c) => c.html("<!doctype html><title>Status</title><p>Status page not implemented yet.</p>"));
+  app.use("*", requireStatusAccess(deps.config.secretKey, deps.config.statusPageToken));
+  app.get("/", (c) => page(deps, c));
+  app.get("", (c) => page(deps, c));
   return app;
 }
