@@ -61,7 +61,7 @@ async function page(deps: Deps, c: Context) {
   const asOf = deps.now();
   const data = await loadStatus(deps.sql, { asOf, limit, search: q });
   const body = await renderPage(data, { asOf, search: q || undefined, token, limit });
-  return c.html(body, 200, PAGE_HEADERS);
+  return c.html(body.toString().trimStart(), 200, PAGE_HEADERS);
 }
 
 /** Builds the status-page app. */
