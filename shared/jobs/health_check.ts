@@ -12,6 +12,7 @@ import type { Deps } from "../deps.ts";
 import { errorMessage } from "../errors.ts";
 import { instanceName, Slug } from "../naming.ts";
 import type { ConnectionState, InstanceSummary } from "../evolution/types.ts";
+import type { EvolutionClient } from "../evolution/client.ts";
 import { channelsFor } from "../alerts/channels.ts";
 import { drainOutbox } from "../alerts/outbox.ts";
 import { type AlertCandidate, evaluateAlerts, type PlatformAlertKind } from "../alerts/lifecycle.ts";
@@ -52,6 +53,17 @@ interface TenantRow {
   integration_id: string | null;
   integration_active: boolean | null;
   instance_name: string | null;
+  /** Set after `whatsapp-ops migrate`: the tenant's own Evolution server and its key's Vault secret id. */
+  evolution_api_url: string | null;
+  evolution_key_id: string | null;
+}
+
+/** One Evolution server's listing, and the client to ask it again (connectionState). */
+interface ServerListing {
+  client: EvolutionClient;
+  url: string;
+  instances: Map<string, InstanceSummary> | null;
+  error: string | null;
 }
 
 const DB_SLOW_MS = 1_000;
@@ -111,12 +123,11 @@ async function checkSupabase(deps: Deps): Promise<ServiceHealth> {
 async function checkTenants(
   deps: Deps,
   tenants: TenantRow[],
-  instances: Map<string, InstanceSummary> | null,
-  evolutionError: string | null,
+  serverOf: (t: TenantRow) => ServerListing,
   concurrency: number,
 ): Promise<{ results: TenantResult[]; connectionStateCalls: number }> {
   const results: TenantResult[] = [];
-  const pending: Array<{ tenant: TenantRow; name: string; listed: ConnectionState }> = [];
+  const pending: Array<{ tenant: TenantRow; name: string; listed: ConnectionState; client: EvolutionClient }> = [];
   for (const t of tenants) {
     if (!t.integration_id) {
       results.push({
@@ -137,16 +148,18 @@ async function checkTenants(
       continue;
     }
     const name = t.instance_name || instanceName(t.slug, deps.config.instancePrefix);
+    const server = serverOf(t);
+    const instances = server.instances;
     if (!instances) {
       results.push({
         tenant_id: t.id,
         slug: t.slug,
         state: "unhealthy",
         issue_code: "evolution_unreachable",
-        issue: `Evolution API unreachable: ${evolutionError}`,
+        issue: `Evolution API unreachable: ${server.error}`,
         severity: "high",
         evolution_state: "unknown",
-        details: { instance: name },
+        details: { instance: name, ...(server.client === deps.evolution ? {} : { server: server.url }) },
       });
       continue;
     }
@@ -166,11 +179,11 @@ async function checkTenants(
     }
     // the listing's status is the stored one: open/close are conclusive, connecting/unknown are asked again
     if (listed.state === "open" || listed.state === "close") results.push(stateResult(t, name, listed.state, false));
-    else pending.push({ tenant: t, name, listed: listed.state });
+    else pending.push({ tenant: t, name, listed: listed.state, client: server.client });
   }
-  await pMap(pending, async ({ tenant, name, listed }) => {
+  await pMap(pending, async ({ tenant, name, listed, client }) => {
     try {
-      const state = await deps.evolution.connectionState(name);
+      const state = await client.connectionState(name);
       results.push(stateResult(tenant, name, state, true, listed));
     } catch (error) {
       const notFound = (error as { code?: string })?.code === "not_found";
@@ -251,6 +264,52 @@ async function databaseRecovered(deps: Deps): Promise<boolean> {
   return true;
 }
 
+/**
+ * The listings of the servers tenants were migrated to: tenants are grouped by (server URL, key secret), each
+ * server is listed once, and a server that fails makes only its own tenants unhealthy (it is not a platform
+ * incident of the default server).
+ */
+async function listOtherServers(
+  deps: Deps,
+  tenants: TenantRow[],
+  concurrency: number,
+): Promise<{ byTenant: Map<string, ServerListing>; calls: number }> {
+  const norm = (u: string) => u.replace(/\/+$/, "");
+  const groups = new Map<string, { url: string; keyId: string; slugs: string[] }>();
+  for (const t of tenants) {
+    if (!t.integration_id || !t.integration_active || !t.evolution_api_url || !t.evolution_key_id) continue;
+    const url = norm(t.evolution_api_url);
+    if (url === deps.evolution.baseUrl) continue;
+    const k = `${url}|${t.evolution_key_id}`;
+    const g = groups.get(k) ?? { url, keyId: t.evolution_key_id, slugs: [] };
+    g.slugs.push(t.slug);
+    groups.set(k, g);
+  }
+  const byTenant = new Map<string, ServerListing>();
+  await pMap(groups.values(), async (g) => {
+    let listing: ServerListing;
+    try {
+      const [row] = await deps.sql<{ key: string | null }[]>`
+        select maintenance.evolution_key(${g.keyId}::uuid) as key`;
+      if (!row?.key) throw new Error("its API key is missing from Vault");
+      const client = deps.evolution.withCredentials(g.url, row.key);
+      const listed = await timed(() => client.fetchInstances());
+      listing = listed.error
+        ? { client, url: g.url, instances: null, error: `fetchInstances failed: ${errorMessage(listed.error)}` }
+        : { client, url: g.url, instances: new Map(listed.value!.map((i) => [i.name, i])), error: null };
+    } catch (error) {
+      listing = {
+        client: deps.evolution,
+        url: g.url,
+        instances: null,
+        error: `server ${g.url}: ${errorMessage(error)}`,
+      };
+    }
+    for (const slug of g.slugs) byTenant.set(slug, listing);
+  }, { concurrency });
+  return { byTenant, calls: groups.size };
+}
+
 /** Runs one health check (the logic of the `health-check` job). */
 export async function runHealthCheck(
   deps: Deps,
@@ -272,7 +331,9 @@ export async function runHealthCheck(
     select coalesce((maintenance.setting('health_check_concurrency') #>> '{}')::int, 8) as concurrency`;
   const tenants = await sql<TenantRow[]>`
     select t.id, t.slug, ti.id as integration_id, ti.is_active as integration_active,
-      ti.config ->> 'instance_name' as instance_name
+      ti.config ->> 'instance_name' as instance_name,
+      ti.config ->> 'evolution_api_url' as evolution_api_url,
+      ti.config ->> 'evolution_api_key_secret_id' as evolution_key_id
     from public.tenants t
     left join public.tenant_integrations ti on ti.tenant_id = t.id and ti.integration_type = 'whatsapp'
     where coalesce(t.is_active, true) and (${scope}::text[] is null or t.slug = any (${scope}::text[]))
@@ -295,7 +356,21 @@ export async function runHealthCheck(
     instances = new Map();
   }
   const evolutionDown = evolution.status === "unhealthy";
-  const checked = await checkTenants(deps, tenants, instances, evolution.error ?? null, settings.concurrency);
+  const main: ServerListing = {
+    client: deps.evolution,
+    url: deps.evolution.baseUrl,
+    instances,
+    error: evolution.error ?? null,
+  };
+  // Tenants migrated to another server (whatsapp-ops migrate): one listing per such server, with its key from Vault.
+  const others = await listOtherServers(deps, tenants, settings.concurrency);
+  fetchInstancesCalls += others.calls;
+  const checked = await checkTenants(
+    deps,
+    tenants,
+    (t) => others.byTenant.get(t.slug) ?? main,
+    settings.concurrency,
+  );
 
   const [{ summary }] = await sql<{ summary: Record<string, unknown> & { issues: unknown[]; issueCount: number } }[]>`
     select maintenance.record_tenant_health(${ctx.runId}, ${at}, ${sql.json(checked.results as never)},
