@@ -5,7 +5,7 @@
  *
  *   npm run bench                          full sizes (~5-10 min): 500/5,000 tenants, 5 M / 10 M rows, 20,000 events
  *   npm run bench -- --quick               small sizes, under a minute in all
- *   npm run bench -- --json                one JSON object on stdout
+ *   npm run --silent bench -- --json       one JSON object on stdout (--silent: no npm banner)
  *   npm run bench -- --only=health,weekly  some of: health, weekly, purge, webhook
  *   npm run bench -- --keep                leave the bench stack running (.local/bench-<base>/stack.json)
  *   CANAIS_PORT_BASE=56500 npm run bench   ports base+1..3 (default 55900)
@@ -213,6 +213,17 @@ export function renderTable(result: Record<string, unknown>): string {
 
 if (import.meta.main) {
   const args = Deno.args;
+  const usage = `usage: npm run bench -- [--quick] [--json] [--only=${ALL.join(",")}] [--keep]
+  (use \`npm run --silent bench -- --json\` for stdout with the JSON object alone: npm prints a banner otherwise)`;
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(usage);
+    Deno.exit(0);
+  }
+  const bad = args.filter((a) => !["--quick", "--json", "--keep"].includes(a) && !a.startsWith("--only="));
+  if (bad.length) {
+    console.error(`Unknown argument: ${bad.join(" ")}\n${usage}`);
+    Deno.exit(2);
+  }
   const json = args.includes("--json");
   const quick = args.includes("--quick");
   const keep = args.includes("--keep");
