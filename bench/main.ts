@@ -6,7 +6,7 @@
  *   npm run bench                          full sizes (~5-10 min): 500/5,000 tenants, 5 M / 10 M rows, 20,000 events
  *   npm run bench -- --quick               small sizes, under a minute in all
  *   npm run --silent bench -- --json       one JSON object on stdout (--silent: no npm banner)
- *   npm run bench -- --only=health,weekly  some of: health, weekly, purge, webhook
+ *   npm run bench -- --only=health,weekly  some of: health, weekly, purge, webhook, status
  *   npm run bench -- --keep                leave the bench stack running (.local/bench-<base>/stack.json)
  *   CANAIS_PORT_BASE=56500 npm run bench   ports base+1..3 (default 55900)
  */
@@ -18,6 +18,7 @@ import { benchHealthCheck } from "./health_check.ts";
 import { benchWeeklyReport } from "./weekly_report.ts";
 import { benchPurge } from "./purge.ts";
 import { benchWebhook } from "./webhook.ts";
+import { benchStatusPage } from "./status_page.ts";
 
 /** Sizes of one bench run. */
 export interface BenchSizes {
@@ -40,7 +41,7 @@ export const QUICK: BenchSizes = {
   webhook: { events: 2_000, tenants: 50, concurrency: 16 },
 };
 
-const ALL = ["health", "weekly", "purge", "webhook"] as const;
+const ALL = ["health", "weekly", "purge", "webhook", "status"] as const;
 type BenchName = typeof ALL[number];
 
 /** Runs the selected benchmarks on a context; returns the JSON object's sections. */
@@ -63,6 +64,10 @@ export async function runBenchmarks(
 
   if (only.has("health")) {
     await guard("healthCheck", () => benchHealthCheck(ctx, { ...sizes.health }));
+  }
+  if (only.has("status")) {
+    // as many tenants as the largest health-check size (5,000 in the full run)
+    await guard("statusPage", () => benchStatusPage(ctx, { tenants: Math.max(...sizes.health.sizes) }));
   }
   let data: Dataset | null = null;
   if (only.has("weekly") || only.has("purge") || only.has("webhook")) {
@@ -204,6 +209,23 @@ export function renderTable(result: Record<string, unknown>): string {
       targets(k),
     ]);
     lines.push(`webhook: ${fmt(k.ours.rows)} rows for ${fmt(k.size.events)} events: ${fmt(k.ours.lost)} lost`);
+  }
+  const sp = get("statusPage");
+  if (sp?.error) rows.push(["status page", "", `error: ${sp.error}`, "", "", ""]);
+  else if (sp) {
+    rows.push([
+      "status page",
+      `${fmt(sp.size.tenants)} tenants, ${fmt(sp.size.stateChanges)} state changes`,
+      `${fmt(sp.ours.pageMs)} ms (200 shown, ${sp.ours.statements} statements)`,
+      `${fmt(sp.naive.ms)} ms (one history query per tenant)`,
+      fmt(sp.ratio),
+      targets(sp),
+    ]);
+    lines.push(
+      `status page: ${fmt(sp.ours.pageBytes)} bytes; 2,000 shown ${fmt(sp.ours.page2000Ms)} ms (${
+        fmt(sp.ours.page2000Bytes)
+      } bytes); search ${fmt(sp.ours.searchMs)} ms`,
+    );
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   const table = rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join(" | ").trimEnd());
