@@ -24,3 +24,36 @@ export function sqlState(error: unknown): string | undefined {
   const code = (error as { code?: unknown })?.code;
   return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
+
+const CONNECTION_LOST = new Set([
+  "ECONNRESET",
+  "EPIPE",
+  "ECONNREFUSED",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "57P01", // terminated by an administrator (pg_terminate_backend, a restart)
+  "57P02",
+  "57P03",
+]);
+
+/** True when `error` says the connection to the database was lost (not a problem with the statement). */
+export function isConnectionLost(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === "string" && (CONNECTION_LOST.has(code) || /^08[0-9A-Z]{3}$/.test(code));
+}
+
+/**
+ * Runs an idempotent database call again when the connection it got was found dead (a pooler or database restart,
+ * `pg_terminate_backend`): postgres.js only notices a killed idle connection when it next uses it, and every idle
+ * connection of the pool may be dead, so up to `attempts` tries (default: one more than the pool size).
+ */
+export async function retryOnConnectionLoss<T>(fn: () => Promise<T>, attempts = 6): Promise<T> {
+  for (let i = 1;; i++) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (i >= attempts || !isConnectionLost(error)) throw error;
+    }
+  }
+}

@@ -113,16 +113,25 @@ export async function runJob<S extends z.ZodObject>(
 
   // 1. Lease + start row, in one short transaction.
   let holder: { run_id: string; acquired_at: Date } | undefined;
+  // A run whose lease expired without being released (killed, or timed out by the runtime): its row stays 'running'
+  // and this run names it in its report.
+  let abandoned: { runId: string; since: string } | undefined;
   try {
     await syncSettings(deps);
     holder = await sql.begin(async (tx) => {
-      const [lease] = await tx<{ run_id: string }[]>`
+      const [lease] = await tx<{ run_id: string; previous_run_id: string | null; previous_since: Date | null }[]>`
+        with previous as (
+          select run_id, acquired_at from maintenance.job_leases where job = ${job.name} and expires_at < now())
         insert into maintenance.job_leases (job, run_id, acquired_at, expires_at)
         values (${job.name}, ${runId}, now(), now() + make_interval(secs => ${leaseSeconds}))
         on conflict (job) do update set run_id = excluded.run_id, acquired_at = excluded.acquired_at,
           expires_at = excluded.expires_at
         where maintenance.job_leases.expires_at < now()
-        returning run_id`;
+        returning run_id, (select p.run_id from previous p) as previous_run_id,
+          (select p.acquired_at from previous p) as previous_since`;
+      if (lease?.previous_run_id) {
+        abandoned = { runId: lease.previous_run_id, since: new Date(lease.previous_since!).toISOString() };
+      }
       if (!lease) {
         const [current] = await tx<{ run_id: string; acquired_at: Date }[]>`
           select run_id, acquired_at from maintenance.job_leases where job = ${job.name}`;
@@ -171,7 +180,7 @@ export async function runJob<S extends z.ZodObject>(
   try {
     await deps.evolution.flushLogs?.();
   } catch { /* logging never fails a run */ }
-  const response = finish(outcome.status, outcome.report);
+  const response = finish(outcome.status, abandoned ? { ...outcome.report, abandonedRun: abandoned } : outcome.report);
 
   // 3. Complete the row and release the lease. A failure here is retried once, then left to lease expiry.
   const complete = () =>

@@ -7,7 +7,8 @@
  * one transaction) → retire the old instance. A dry run (the default) stops after the check. If any step fails the
  * rollback is real, unlike the seed's comment: the config row is restored byte for byte and the stored key dropped,
  * the instance created on the new server is deleted, and the old instance is reconnected if it is no longer open;
- * the response names the failing step and each rollback step's outcome.
+ * the response names the failing step and each rollback step's outcome. Except when retiring the old instance
+ * times out: its deletion may still land, so the tenant stays on the new server (`needs_human`, nothing undone).
  *
  * The new key is never logged, stored in plain text, put in the audit trail or returned: it lives in Vault only.
  */
@@ -151,15 +152,32 @@ export async function migrateTenant(
         }), { before: backup, after: () => newConfig });
       configSaved = true;
 
-      // 6. Retire the old instance (Evolution logs it out first when open).
+      // 6. Retire the old instance (Evolution logs it out first when open). A timeout leaves the outcome unknown:
+      // the delete may land after we stopped waiting, so rolling back to the old instance could leave the tenant
+      // with none anywhere. Then the tenant stays on the new server and a human checks the old one.
       retireAttempted = true;
-      await op.run("retire_old_instance", async () => {
-        try {
-          await oldClient.deleteInstance(name);
-        } catch (error) {
-          if (!isEvolutionError(error, "not_found")) throw error;
-        }
-      }, { before: { server: oldClient.baseUrl, state: oldState }, after: () => ({ deleted: true }) });
+      try {
+        await op.run("retire_old_instance", async () => {
+          try {
+            await oldClient.deleteInstance(name);
+          } catch (error) {
+            if (!isEvolutionError(error, "not_found")) throw error;
+          }
+        }, { before: { server: oldClient.baseUrl, state: oldState }, after: () => ({ deleted: true }) });
+      } catch (error) {
+        if (!(error instanceof StepFailed && isEvolutionError(error.cause, "timeout"))) throw error;
+        return {
+          ...base,
+          ok: false,
+          result: "needs_human",
+          failedStep: "retire_old_instance",
+          error: `The tenant now uses ${to}, but retiring '${name}' on ${oldClient.baseUrl} timed out, so it may or ` +
+            `may not be deleted: check that server and delete it if it is still there (${describeError(error.cause)})`,
+          after: { config: newConfig, oldInstanceState: "unknown", newInstanceState: inst.state },
+          steps: op.steps,
+          rollback,
+        };
+      }
 
       // 7. The key the old config pointed at (a previous migration) is no longer needed.
       if (backup.evolution_api_key_secret_id) {

@@ -14,6 +14,7 @@
 import type { Hono } from "hono";
 import { z } from "zod";
 import type { Deps } from "../deps.ts";
+import { retryOnConnectionLoss } from "../db.ts";
 import { createFunctionApp, readJson, timingSafeEqual } from "../http.ts";
 import { ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from "../errors.ts";
 import { instanceName, parseSlug, WEBHOOK_TOKEN_HEADER, webhookToken } from "../naming.ts";
@@ -52,7 +53,9 @@ export function createWebhookApp(deps: Deps): Hono {
   const cache = new Map<string, Promise<TenantEntry>>();
 
   async function load(slug: string): Promise<TenantEntry> {
-    const rows = await sql<{ slug: string }[]>`select slug from public.tenants where slug = ${slug}`;
+    const rows = await retryOnConnectionLoss(() =>
+      sql<{ slug: string }[]>`select slug from public.tenants where slug = ${slug}`
+    );
     const exists = rows.length > 0;
     return {
       exists,
@@ -102,8 +105,10 @@ export function createWebhookApp(deps: Deps): Hono {
       );
     }
     if (envelope.instance !== t.instance) {
-      await sql`select maintenance.record_cross_tenant_attempt(${slug}, ${envelope.instance}, ${t.instance},
-        ${envelope.event})`;
+      await retryOnConnectionLoss(() =>
+        sql`select maintenance.record_cross_tenant_attempt(${slug}, ${envelope.instance}, ${t.instance},
+          ${envelope.event})`
+      );
       throw new ForbiddenError(
         `Cannot accept an event for instance '${envelope.instance.slice(0, 200)}' on tenant '${slug}': ` +
           `its instance is '${t.instance}' (logged as a cross-tenant attempt)`,
@@ -113,9 +118,12 @@ export function createWebhookApp(deps: Deps): Hono {
     const at = envelope.date_time ? new Date(envelope.date_time) : null;
     const eventAt = at && !Number.isNaN(at.getTime()) ? at : null;
     const payload = store ? (envelope.data ?? null) : null;
-    const [row] = await sql<{ is_new: boolean }[]>`
-      select maintenance.record_webhook_event(${slug}, ${envelope.instance}, ${envelope.event}, ${eventAt},
-        ${payload === null ? null : sql.json(payload as never)}, ${store}) as is_new`;
+    // idempotent (receipts dedup redeliveries), so a dead connection is retried once on a new one
+    const [row] = await retryOnConnectionLoss(() =>
+      sql<{ is_new: boolean }[]>`
+        select maintenance.record_webhook_event(${slug}, ${envelope.instance}, ${envelope.event}, ${eventAt},
+          ${payload === null ? null : sql.json(payload as never)}, ${store}) as is_new`
+    );
     return c.json({ ok: true, event: envelope.event, stored: store, duplicate: !row.is_new });
   });
   return app;
