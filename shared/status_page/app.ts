@@ -60,7 +60,11 @@ async function page(deps: Deps, c: Context) {
   const { limit, q, token } = parsed.data;
   const asOf = deps.now();
   const data = await loadStatus(deps.sql, { asOf, limit, search: q });
-  const body = await renderPage(data, { asOf, search: q || undefined, token, limit });
+  // only the read-only token is carried in the search form: the secret key is never written into a page
+  const readOnly = token && deps.config.statusPageToken && timingSafeEqual(token.trim(), deps.config.statusPageToken)
+    ? token
+    : undefined;
+  const body = await renderPage(data, { asOf, search: q || undefined, token: readOnly, limit });
   return c.html(body.toString().trimStart(), 200, PAGE_HEADERS);
 }
 

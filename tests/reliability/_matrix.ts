@@ -8,6 +8,11 @@ import assert from "node:assert/strict";
 import { stack, testSql } from "../_helpers.ts";
 import { webhookToken } from "../../shared/naming.ts";
 
+/** Keys of the in-process simulators of the matrices (the secrets scan looks for them too). */
+export const FAULT_SIM_KEY = "evo-reliability-fault-sim-key-1";
+/** The key of the migrate target simulator. */
+export const MIGRATE_TARGET_KEY = "evo-reliability-migrate-target-key-2";
+
 /** A raw answer of a function: status, body text, parsed JSON when it is JSON. */
 export interface RawResponse {
   status: number;

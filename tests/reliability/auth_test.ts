@@ -236,3 +236,33 @@ Deno.test("whatsapp-webhook: tenant A's URL and token carrying tenant B's instan
     await testSql()`delete from public.tenants where slug in (${a.slug}, ${b.slug})`;
   }
 });
+
+Deno.test("status-page: wrong tokens are refused, and the secret key given as ?token= is never written into the page", async (t) => {
+  const s = stack();
+  const secrets = await stackSecrets();
+  const cases: Array<[string, string, Record<string, string>]> = [
+    ["a wrong ?token=", `?token=${crypto.randomUUID()}`, {}],
+    ["the publishable key as ?token=", `?token=${encodeURIComponent(s.publishableKey)}`, {}],
+    ["the Evolution API key as ?token=", `?token=${encodeURIComponent(s.evolutionApiKey)}`, {}],
+    ["a wrong x-status-token", "", { "x-status-token": "nope-nope-nope" }],
+    ["an empty ?token=", "?token=", {}],
+    ["the secret key as ?apikey=", `?apikey=${encodeURIComponent(s.secretKey)}`, {}],
+  ];
+  for (const [name, query, headers] of cases) {
+    await t.step(name, async () => {
+      const r = await raw("status-page", { method: "GET", path: `/${query}`, key: null, headers });
+      assert.equal(r.status, 401, r.text.slice(0, 200));
+      assert.deepEqual(leaks(r.text, secrets), []);
+    });
+  }
+  await t.step("?token=<secret key> opens the page, which does not contain the key", async () => {
+    const r = await raw("status-page", {
+      method: "GET",
+      path: `/?token=${encodeURIComponent(s.secretKey)}`,
+      key: null,
+    });
+    assert.equal(r.status, 200);
+    assert.match(r.text, /<html/i);
+    assert.deepEqual(leaks(r.text, secrets), [], "the page holds a secret");
+  });
+});

@@ -436,3 +436,34 @@ Deno.test("whatsapp-webhook answers every bad path and body with a 4xx naming th
     await testSql()`delete from public.tenants where slug = ${slug}`;
   }
 });
+
+Deno.test("status-page answers every bad query string with a 4xx naming the parameter and changes no row", async (t) => {
+  const get = (query: string, name: string, names: RegExp, status = 400): Case => ({
+    name,
+    method: "GET",
+    path: `/${query}`,
+    type: null,
+    status,
+    names,
+  });
+  const cases: Case[] = [
+    get("?limit=0", "'limit' = 0", /'limit'/),
+    get("?limit=abc", "'limit' not a number", /'limit'/),
+    get("?limit=1e9", "'limit' too large", /'limit'/),
+    get("?limit=1.5", "'limit' not an integer", /'limit'/),
+    get(`?limit=${encodeURIComponent("'; drop table tenants; --")}`, "'limit' with SQL metacharacters", /'limit'/),
+    get(`?q=${"q".repeat(10_000)}`, "'q' 10,000 characters", /'q'/),
+    { name: "POST instead of GET", path: "/", json: {}, status: 404, names: /No route POST/ },
+    get("x/../../health-check", "a path outside the page", /No route|not_found|No function/, 404),
+  ];
+  for (const c of cases) await t.step(c.name, () => runCase("status-page", c, []));
+  await t.step("a search with SQL metacharacters, a script or a look-alike is a search: 200, escaped", async () => {
+    for (const q of ["'; drop table tenants; --", "<script>alert(1)</script>", "\u0430\u0441me", "%00"]) {
+      const before = await rowCounts([]);
+      const r = await raw("status-page", { method: "GET", path: `/?q=${encodeURIComponent(q)}` });
+      assert.equal(r.status, 200, `${q}: ${r.text.slice(0, 200)}`);
+      assert.ok(!r.text.includes("<script>alert(1)</script>"), "the search is escaped in the page");
+      assert.deepEqual(await rowCounts([]), before);
+    }
+  });
+});

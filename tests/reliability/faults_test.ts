@@ -15,11 +15,8 @@ import { createOpsApp } from "../../shared/ops/app.ts";
 import { WEBHOOK_TOKEN_HEADER, webhookToken } from "../../shared/naming.ts";
 import { createTenant, stack, testConfig, testDeps, testSql, uniqueSlug } from "../_helpers.ts";
 import { JOBS } from "./_jobs.ts";
-import { leaks, raw, type Secret, stackSecrets } from "./_matrix.ts";
+import { FAULT_SIM_KEY, leaks, MIGRATE_TARGET_KEY, raw, type Secret, stackSecrets } from "./_matrix.ts";
 
-/** Keys of the in-process simulators (also listed by the secrets scan). */
-export const FAULT_SIM_KEY = "evo-reliability-fault-sim-key-1";
-export const MIGRATE_TARGET_KEY = "evo-reliability-migrate-target-key-2";
 const TIMEOUT_MS = 300;
 
 type FaultName = "down" | "slow" | "hang" | "401" | "500" | "malformed" | "errorQuirk" | "reset";
