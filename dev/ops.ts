@@ -17,8 +17,9 @@ On-demand actions on one tenant (function whatsapp-ops):
   reconnect <slug>                      connect the instance again (answers the QR code when one is needed)
   reset <slug> --confirm <slug> [--apply]
                                         logout, delete, clear the config row, recreate (dry run without --apply)
-  migrate <slug> --api-url URL (--api-key KEY | --api-key-env VAR) [--apply]
-                                        move the instance to another Evolution server (dry run checks the server)
+  migrate <slug> --api-url URL (--api-key KEY | --api-key-env VAR) [--apply] [--leave-old-if-unreachable]
+                                        move the instance to another Evolution server (dry run checks the server;
+                                        --leave-old-if-unreachable: moving off a dead server, keep the new one)
 Jobs:
   audit [--apply] [--tenant SLUG]...    isolation-audit (report only without --apply)
   orphans [--apply] [--grace-hours N]   orphan-cleanup (report only without --apply)
@@ -37,7 +38,7 @@ class Usage extends Error {}
 function parseArgs(argv: string[]) {
   const positional: string[] = [];
   const flags = new Map<string, string[]>();
-  const booleans = new Set(["json", "apply", "plan", "help"]);
+  const booleans = new Set(["json", "apply", "plan", "help", "leave-old-if-unreachable"]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "-h") {
@@ -139,7 +140,13 @@ function request(cmd: string, args: ReturnType<typeof parseArgs>): { fn: string;
       if (!apiKey) throw new Usage("migrate needs --api-key KEY or --api-key-env VAR (a set variable)");
       return {
         fn: "whatsapp-ops/migrate",
-        body: { slug: slug(), apiUrl: args.one("api-url"), apiKey, apply: args.has("apply") },
+        body: {
+          slug: slug(),
+          apiUrl: args.one("api-url"),
+          apiKey,
+          apply: args.has("apply"),
+          leaveOldIfUnreachable: args.has("leave-old-if-unreachable"),
+        },
       };
     }
     case "audit": {

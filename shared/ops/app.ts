@@ -43,6 +43,9 @@ export const MigrateBody = z.object({
   apiUrl: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).max(2048, "must be at most 2048 characters"),
   apiKey: z.string().min(1, "must not be empty").max(512, "must be at most 512 characters"),
   apply: z.boolean().default(false),
+  /** Moving away from a dead server: if the old server cannot be reached to retire the instance, keep the tenant on
+   * the new server (`needs_human`: delete the old instance when that server is back) instead of rolling back. */
+  leaveOldIfUnreachable: z.boolean().default(false),
 }).strict();
 /** `POST /status` */
 export const StatusBody = z.object({ slug: Slug.optional(), limit: z.number().int().min(1).max(200).default(20) })
@@ -109,6 +112,7 @@ export function createOpsApp(deps: Deps): Hono {
         apiUrl: body.apiUrl,
         apiKey: body.apiKey,
         apply: body.apply,
+        leaveOldIfUnreachable: body.leaveOldIfUnreachable,
       }),
     );
   });

@@ -9,6 +9,8 @@
  * the instance created on the new server is deleted, and the old instance is reconnected if it is no longer open;
  * the response names the failing step and each rollback step's outcome. Except when retiring the old instance
  * times out: its deletion may still land, so the tenant stays on the new server (`needs_human`, nothing undone).
+ * Likewise when the old server cannot be reached at all and the caller said `leaveOldIfUnreachable` (moving away from
+ * a dead server is the main reason to migrate); without it, an unreachable old server rolls the migration back.
  *
  * The new key is never logged, stored in plain text, put in the audit trail or returned: it lives in Vault only.
  */
@@ -51,7 +53,7 @@ export interface MigrateResponse {
 export async function migrateTenant(
   deps: Deps,
   slug: Slug,
-  options: { actor: string; apiUrl: string; apiKey: string; apply: boolean },
+  options: { actor: string; apiUrl: string; apiKey: string; apply: boolean; leaveOldIfUnreachable?: boolean },
 ): Promise<MigrateResponse> {
   const { sql, config } = deps;
   const tenant = await loadTenant(sql, slug);
@@ -165,14 +167,20 @@ export async function migrateTenant(
           }
         }, { before: { server: oldClient.baseUrl, state: oldState }, after: () => ({ deleted: true }) });
       } catch (error) {
-        if (!(error instanceof StepFailed && isEvolutionError(error.cause, "timeout"))) throw error;
+        if (!(error instanceof StepFailed)) throw error;
+        const timedOut = isEvolutionError(error.cause, "timeout");
+        const unreachable = isEvolutionError(error.cause, "unreachable") && options.leaveOldIfUnreachable === true;
+        if (!timedOut && !unreachable) throw error;
         return {
           ...base,
           ok: false,
           result: "needs_human",
           failedStep: "retire_old_instance",
-          error: `The tenant now uses ${to}, but retiring '${name}' on ${oldClient.baseUrl} timed out, so it may or ` +
-            `may not be deleted: check that server and delete it if it is still there (${describeError(error.cause)})`,
+          error: timedOut
+            ? `The tenant now uses ${to}, but retiring '${name}' on ${oldClient.baseUrl} timed out, so it may or ` +
+              `may not be deleted: check that server and delete it if it is still there (${describeError(error.cause)})`
+            : `The tenant now uses ${to}; ${oldClient.baseUrl} could not be reached to retire '${name}' ` +
+              `(leaveOldIfUnreachable): delete it there when that server is back (${describeError(error.cause)})`,
           after: { config: newConfig, oldInstanceState: "unknown", newInstanceState: inst.state },
           steps: op.steps,
           rollback,
