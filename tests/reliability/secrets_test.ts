@@ -1,5 +1,5 @@
-// The secrets scan (auth matrix, last part): after the other matrices have run (files run in name order, and this one
-// sorts after auth, bad_input, data_safety and faults), no stored row and no log file of the test stack contains the
+// The secrets scan (auth matrix, last part): after every other test has run (`npm test` runs this file last, on its
+// own), no stored row and no log file of the test stack contains the
 // secret key, the Evolution API keys (the stack's and the matrices' simulators and migrate target), the webhook
 // secret, any tenant's webhook token or any Evolution instance token.
 import assert from "node:assert/strict";
