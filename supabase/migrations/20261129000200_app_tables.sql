@@ -1,5 +1,10 @@
 -- The application tables the seed reads. On an existing SaaS database they already exist: everything here is
--- "if not exists", so the migration only fills in what is missing (tables, the columns the bundle reads, indexes).
+-- "if not exists", so the migration only fills in what is missing (tables, indexes). Row level security is switched
+-- on only for a table this migration creates: on an existing table it is the application's decision, not ours.
+create temporary table if not exists _created_here (name text);
+insert into _created_here
+select t from unnest(array['tenants', 'tenant_integrations', 'api_logs', 'tenant_sessions_audit']) t
+where to_regclass('public.' || t) is null;
 
 -- why: one row per tenant; `slug` names the tenant's Evolution instance and webhook URL.
 create table if not exists public.tenants (
@@ -9,7 +14,6 @@ create table if not exists public.tenants (
   is_active boolean default true,
   created_at timestamptz default now()
 );
-alter table public.tenants enable row level security;
 
 -- why: a tenant's WhatsApp integration (config jsonb holds instance_name, webhook_url, environment).
 create table if not exists public.tenant_integrations (
@@ -22,7 +26,6 @@ create table if not exists public.tenant_integrations (
   updated_at timestamptz default now(),
   unique (tenant_id, integration_type)
 );
-alter table public.tenant_integrations enable row level security;
 create index if not exists tenant_integrations_type_idx on public.tenant_integrations (integration_type);
 create index if not exists tenant_integrations_instance_name_idx
   on public.tenant_integrations ((config ->> 'instance_name'));
@@ -39,7 +42,6 @@ create table if not exists public.api_logs (
   response_time integer,
   data jsonb
 );
-alter table public.api_logs enable row level security;
 -- the seed's queries: retention (created_at), per-tenant windows, per-service/event windows.
 create index if not exists api_logs_created_at_idx on public.api_logs (created_at);
 create index if not exists api_logs_tenant_created_idx on public.api_logs (tenant_slug, created_at);
@@ -52,5 +54,13 @@ create table if not exists public.tenant_sessions_audit (
   created_at timestamptz default now(),
   expires_at timestamptz
 );
-alter table public.tenant_sessions_audit enable row level security;
 create index if not exists tenant_sessions_audit_expires_idx on public.tenant_sessions_audit (expires_at);
+
+do $$
+declare t text;
+begin
+  for t in select name from _created_here loop
+    execute format('alter table public.%I enable row level security', t);
+  end loop;
+end $$;
+drop table _created_here;

@@ -1,6 +1,6 @@
 -- Foundation: tables, views, privileges, the seed's isolation views on a fixture, and the cron schedules.
 begin;
-select plan(33);
+select plan(34);
 
 select has_table('public', 'tenants', 'tenants exists');
 select has_table('public', 'tenant_integrations', 'tenant_integrations exists');
@@ -17,6 +17,11 @@ select has_index('public', 'api_logs', 'api_logs_created_at_idx', 'api_logs is i
 select has_index('public', 'api_logs', 'api_logs_tenant_created_idx', 'api_logs is indexed by (tenant_slug, created_at)');
 select has_index('public', 'api_logs', 'api_logs_service_event_created_idx', 'api_logs is indexed by (service, event, created_at)');
 select has_function('maintenance', 'invoke_function', array['text', 'jsonb'], 'invoke_function(name, body) exists');
+
+select ok((select bool_and(c.relrowsecurity) from pg_class c
+  where c.oid in ('public.tenants'::regclass, 'public.tenant_integrations'::regclass, 'public.api_logs'::regclass,
+                  'public.tenant_sessions_audit'::regclass)),
+  'the app tables this bundle created have row level security on (closed to the Data API by default)');
 
 -- maintenance is closed to the Data API roles
 select schema_privs_are('maintenance', 'anon', array[]::text[], 'anon has no privilege on schema maintenance');
