@@ -172,7 +172,13 @@ export function renderTable(result: Record<string, unknown>): string {
       fmt(w.ratio),
       targets(w),
     ]);
-    lines.push(`weekly report: agree: ${w.agree}${w.mismatches.length ? ` (${w.mismatches.join("; ")})` : ""}`);
+    lines.push(
+      `weekly report: agree: ${w.agree}${
+        w.mismatches.length ? ` (${w.mismatches.join("; ")})` : ""
+      }; ours = usage_report ${fmt(w.oursParts.usageReportMs)} ms + performance_metrics ${
+        fmt(w.oursParts.performanceMetricsMs)
+      } ms; seed fetched ${fmt(w.seedRowsFetched)} rows in ${fmt(w.seedPages)} pages`,
+    );
   }
   const p = get("purge");
   if (p?.error) rows.push(["retention purge", "", `error: ${p.error}`, "", "", ""]);

@@ -208,6 +208,13 @@ export async function benchWeeklyReport(
     [{ report }] = await sql<{ report: WeeklyReport }[]>`select maintenance.weekly_report(7, ${until}) as report`;
     oursRuns.push(since(t0));
   }
+  // where ours spends its time: the two halves of weekly_report, once each
+  t0 = performance.now();
+  await sql`select maintenance.usage_report(7, ${until}) as r`;
+  const usageMs = since(t0);
+  t0 = performance.now();
+  await sql`select maintenance.performance_metrics(${window.since}, ${until}) as r`;
+  const performanceMs = since(t0);
   log(`weekly report: seed (${windowRows.toLocaleString("en")} rows into TypeScript)`);
   t0 = performance.now();
   const seed = await seedWeeklyReport(sql, window, options.pageSize);
@@ -222,6 +229,7 @@ export async function benchWeeklyReport(
     ratio: ratio(ours, seedMs),
     oursFirstRun,
     oursRuns,
+    oursParts: { usageReportMs: usageMs, performanceMetricsMs: performanceMs },
     agree: mismatches.length === 0,
     mismatches,
     compared: [
