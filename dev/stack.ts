@@ -492,9 +492,50 @@ export async function runScheduledJobs(info: StackInfo) {
   return results;
 }
 
-function summarize(report: unknown): string {
-  const text = JSON.stringify(report ?? {});
-  return text.length > 300 ? text.slice(0, 297) + "..." : text;
+/** One readable line per job for `npm start` (the whole report is in maintenance.job_runs). */
+export function summarize(job: string, report: unknown): string {
+  // deno-lint-ignore no-explicit-any
+  const r = (report ?? {}) as any;
+  if (r.error) return `error: ${String(r.error).slice(0, 200)}`;
+  const n = (v: unknown) => (Array.isArray(v) ? v.length : Number(v ?? 0));
+  switch (job) {
+    case "health-check":
+      if (r.tenants) {
+        return `${r.tenants.checked} tenant(s): ${r.tenants.healthy} healthy, ${r.tenants.degraded} degraded, ` +
+          `${r.tenants.unhealthy} unhealthy; Evolution ${r.services?.evolution_api?.status ?? "?"}; ` +
+          `${n(r.alerts?.firing)} alert(s) firing; ${r.evolutionCalls?.fetchInstances ?? 0} fetchInstances call`;
+      }
+      break;
+    case "cleanup-logs":
+      if ("totalDeleted" in r) {
+        return `${r.totalDeleted} row(s) removed${r.remaining ? " (more left for the next run)" : ""}; ` +
+          `${n(r.orphanIntegrations?.count)} orphan integration(s)${r.dryRun ? " (dry run)" : ""}`;
+      }
+      break;
+    case "isolation-audit":
+      if ("violationCount" in r) {
+        return `${r.violationCount} violation(s)${
+          r.apply ? `, ${r.fixed} fixed` : ' (dry run: {"apply":true} fixes)'
+        }; ` +
+          `${r.evolution?.webhooksChecked ?? 0} webhook(s) checked on Evolution`;
+      }
+      break;
+    case "orphan-cleanup":
+      if ("orphanCount" in r) {
+        return `${r.listed} instance(s) listed, ${r.orphanCount} orphan(s), ${n(r.deleted)} deleted ` +
+          `(grace ${r.graceHours} h)`;
+      }
+      break;
+    case "weekly-report":
+      if (r.performance && r.usage) {
+        return `${r.period?.days ?? "?"} days: ${r.performance.totalRequests} request(s), ` +
+          `${r.performance.successRate ?? "-"} % success, ${r.usage.totalConnections} connection(s), ` +
+          `${r.usage.totalDisconnections} disconnection(s); diagnosis ${r.performance.diagnosis ?? r.diagnosis}`;
+      }
+      break;
+  }
+  const text = JSON.stringify(r);
+  return text.length > 200 ? text.slice(0, 197) + "..." : text;
 }
 
 if (import.meta.main) {
@@ -509,7 +550,7 @@ if (import.meta.main) {
         console.log(
           `  ${String(r.job).padEnd(16)} ${String(r.status).padEnd(10)} ${
             String(r.durationMs ?? "-").padStart(6)
-          } ms  ${summarize(r.report)}`,
+          } ms  ${summarize(String(r.job), r.report)}`,
         );
       }
       console.log(`
