@@ -5,7 +5,7 @@
  * records each insert's latency, and the simulator's HTTP control.
  */
 import postgres from "postgres";
-import type { StackInfo } from "../dev/stack.ts";
+import { configEnv, type StackInfo } from "../dev/stack.ts";
 import { type Config, loadConfig } from "../shared/config.ts";
 
 /** Where a benchmark runs. */
@@ -85,16 +85,7 @@ export async function installBenchSql(sql: postgres.Sql): Promise<void> {
 
 /** The job configuration for the context's stack (Evolution: the stack's simulator). */
 export function benchConfig(info: StackInfo, overrides: Record<string, string> = {}): Config {
-  return loadConfig({
-    SUPABASE_DB_URL: info.dbUrl,
-    SUPABASE_SECRET_KEY: info.secretKey,
-    SUPABASE_PUBLISHABLE_KEY: info.publishableKey,
-    EVOLUTION_API_URL: info.evolutionUrl,
-    EVOLUTION_API_KEY: info.evolutionApiKey,
-    WEBHOOK_BASE_URL: info.webhookBaseUrl,
-    WEBHOOK_SECRET: info.webhookSecret,
-    ...overrides,
-  });
+  return loadConfig({ ...configEnv(info), ...overrides });
 }
 
 /** The Evolution simulator's control API over HTTP (`POST /_control/<method>`, `GET /_control/stats`). */

@@ -303,6 +303,19 @@ async function httpOk(url: string): Promise<boolean> {
   }
 }
 
+/** The configuration variables (shared/config.ts) a stack gives its functions; tests and benches reuse them. */
+export function configEnv(info: StackInfo): Record<string, string> {
+  return {
+    SUPABASE_DB_URL: info.dbUrl,
+    SUPABASE_SECRET_KEY: info.secretKey,
+    SUPABASE_PUBLISHABLE_KEY: info.publishableKey,
+    EVOLUTION_API_URL: info.evolutionUrl,
+    EVOLUTION_API_KEY: info.evolutionApiKey,
+    WEBHOOK_BASE_URL: info.webhookBaseUrl,
+    WEBHOOK_SECRET: info.webhookSecret,
+  };
+}
+
 /** Environment of the functions process. */
 export function functionsEnv(p: Profile, info: StackInfo): Record<string, string> {
   const passthrough = [
@@ -321,13 +334,7 @@ export function functionsEnv(p: Profile, info: StackInfo): Record<string, string
   return {
     PATH: Deno.env.get("PATH") ?? "",
     HOME: Deno.env.get("HOME") ?? "/root",
-    SUPABASE_DB_URL: info.dbUrl,
-    SUPABASE_SECRET_KEY: info.secretKey,
-    SUPABASE_PUBLISHABLE_KEY: info.publishableKey,
-    EVOLUTION_API_URL: info.evolutionUrl,
-    EVOLUTION_API_KEY: info.evolutionApiKey,
-    WEBHOOK_BASE_URL: info.webhookBaseUrl,
-    WEBHOOK_SECRET: info.webhookSecret,
+    ...configEnv(info),
     FUNCTIONS_PORT: String(p.functionsPort),
     EVOLUTION_PORT: String(p.evolutionPort),
     ...env,

@@ -6,7 +6,7 @@
 import postgres from "postgres";
 import { type Config, loadConfig } from "../shared/config.ts";
 import { buildDeps, type Deps } from "../shared/deps.ts";
-import type { StackInfo } from "../dev/stack.ts";
+import { configEnv, type StackInfo } from "../dev/stack.ts";
 
 /** The running test stack's info (from CANAIS_STACK_FILE, set by `npm test`). */
 export function stack(): StackInfo {
@@ -29,17 +29,7 @@ export function uniqueSlug(prefix = "t"): string {
 
 /** Config for in-process tests: the test stack's database and keys, overridable. */
 export function testConfig(overrides: Record<string, string> = {}): Config {
-  const s = stack();
-  return loadConfig({
-    SUPABASE_DB_URL: s.dbUrl,
-    SUPABASE_SECRET_KEY: s.secretKey,
-    SUPABASE_PUBLISHABLE_KEY: s.publishableKey,
-    EVOLUTION_API_URL: s.evolutionUrl,
-    EVOLUTION_API_KEY: s.evolutionApiKey,
-    WEBHOOK_BASE_URL: s.webhookBaseUrl,
-    WEBHOOK_SECRET: s.webhookSecret,
-    ...overrides,
-  });
+  return loadConfig({ ...configEnv(stack()), ...overrides });
 }
 
 /** Deps for in-process tests, sharing the test SQL client. */
@@ -101,4 +91,19 @@ export async function callFunction(
     json = JSON.parse(text);
   } catch { /* not JSON */ }
   return { status: res.status, json: json as Record<string, unknown>, text };
+}
+
+/** Polls `fn` every 100 ms until it returns something truthy; fails naming `what` after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null>,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const v = await fn();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }

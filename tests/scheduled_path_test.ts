@@ -1,16 +1,6 @@
 // The scheduled path end to end: cron command → pg_net stand-in (after commit) → function → job_runs row.
 import assert from "node:assert/strict";
-import { stack, testSql } from "./_helpers.ts";
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null>, timeoutMs = 15_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const v = await fn();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+import { stack, testSql, waitFor } from "./_helpers.ts";
 
 Deno.test("cron command of every scheduled job reaches its function and leaves a job_runs row", async () => {
   const sql = testSql();

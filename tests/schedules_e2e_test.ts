@@ -2,17 +2,7 @@
 // cron.job command): the cleanup and weekly-report commands produce their real reports through pg_net with the key
 // from Vault, and a call made with a wrong key is visible as a 401 in net._http_response with no run recorded.
 import assert from "node:assert/strict";
-import { testSql } from "./_helpers.ts";
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null>, timeoutMs = 20_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const v = await fn();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+import { testSql, waitFor } from "./_helpers.ts";
 
 async function response(requestId: string | number) {
   return await waitFor(`the response to request ${requestId}`, async () => {
