@@ -241,13 +241,14 @@ export function renderTable(result: Record<string, unknown>): string {
 
 if (import.meta.main) {
   const args = Deno.args;
-  const usage = `usage: npm run bench -- [--quick] [--json] [--only=${ALL.join(",")}] [--keep]
+  const usage = `usage: npm run bench -- [--quick] [--json] [--only=${ALL.join(",")}] [--keep] [--durable]
+  (--durable: Postgres with fsync and synchronous commit on, as on Supabase; default off like the dev stack)
   (use \`npm run --silent bench -- --json\` for stdout with the JSON object alone: npm prints a banner otherwise)`;
   if (args.includes("--help") || args.includes("-h")) {
     console.log(usage);
     Deno.exit(0);
   }
-  const bad = args.filter((a) => !["--quick", "--json", "--keep"].includes(a) && !a.startsWith("--only="));
+  const bad = args.filter((a) => !["--quick", "--json", "--keep", "--durable"].includes(a) && !a.startsWith("--only="));
   if (bad.length) {
     console.error(`Unknown argument: ${bad.join(" ")}\n${usage}`);
     Deno.exit(2);
@@ -267,6 +268,7 @@ if (import.meta.main) {
     ...env,
     CANAIS_PROFILE: "bench",
     CANAIS_PORT_BASE: env.CANAIS_PORT_BASE ?? "55900",
+    CANAIS_DURABLE: args.includes("--durable") ? "1" : env.CANAIS_DURABLE ?? "",
   });
   const log = (line: string) => console.error(`[bench] ${line}`);
   let cleaning = false;

@@ -16,6 +16,8 @@ export interface Profile {
   dbPort: number;
   functionsPort: number;
   evolutionPort: number;
+  /** Postgres with fsync and synchronous commit on, as on Supabase (default off: faster dev and test stacks). */
+  durable?: boolean;
   /** Extra environment for the functions (tests point notifiers at local receivers). */
   functionsEnv?: Record<string, string>;
 }
@@ -197,9 +199,7 @@ async function startPostgres(p: Profile, log: (s: string) => void): Promise<bool
     "-c shared_preload_libraries=pg_cron",
     "-c cron.database_name=postgres",
     "-c max_connections=200",
-    "-c fsync=off",
-    "-c synchronous_commit=off",
-    "-c full_page_writes=off",
+    ...(p.durable ? [] : ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]),
     "-c shared_buffers=256MB",
     "-c work_mem=32MB",
     "-c maintenance_work_mem=256MB",
