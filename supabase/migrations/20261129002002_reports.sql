@@ -13,32 +13,18 @@ returns text language sql immutable set search_path = '' as $$
   end;
 $$;
 
--- why: the one pass over api_logs that performance_metrics needs: an exact histogram of response times per tenant
--- (count per distinct response_time, with the success/error counts alongside). RETURN QUERY lets Postgres run it
--- as a parallel aggregate.
-create or replace function maintenance.response_histogram(since timestamptz, until timestamptz, service_name text)
-returns table (tenant_slug text, rt integer, n bigint, ok bigint, errors bigint)
-language plpgsql stable security definer set search_path = '' as $$
-begin
-  return query
-    select l.tenant_slug, l.response_time, count(*),
-      count(*) filter (where l.status = 'success'),
-      count(*) filter (where l.status = 'error')
-    from public.api_logs l
-    where l.service = service_name and l.created_at >= since and l.created_at < until
-    group by l.tenant_slug, l.response_time;
-end;
-$$;
-
 -- why: seed §2.1 analyzePerformance over [since, until) for one service: total requests, success rate, average and
 -- exact p50/p95/p99 response time (percentile_cont, over rows that have a response_time), errors by type (a null
 -- error_type counts as 'unknown'), the slowest tenants by average, and the same figures per tenant, with the seed's
 -- diagnosis overall and per tenant. Rows without a tenant_slug count overall and appear as tenant null.
+-- work_mem: the per-tenant hash table holds every response time of the period (~30 MB for 1.2 M rows).
 create or replace function maintenance.performance_metrics(
   since timestamptz, until timestamptz default now(), service_name text default 'whatsapp', top_n integer default 10
 )
 returns jsonb
-language plpgsql stable security definer set search_path = '' as $$
+language plpgsql stable security definer
+set search_path = '' set work_mem = '128MB' set jit = off
+as $$
 declare
   result jsonb;
 begin
@@ -48,60 +34,59 @@ begin
   if top_n is null or top_n < 0 or top_n > 1000 then
     raise exception 'top_n must be between 0 and 1000: got %', top_n using errcode = '22023';
   end if;
-  with h as materialized (
-    select * from maintenance.response_histogram(since, until, service_name)
+  with g as materialized (
+    -- the one pass: everything per tenant (a hash aggregate: no sort of the period's rows)
+    select l.tenant_slug, count(*) as total,
+      count(*) filter (where l.status = 'success') as ok,
+      count(*) filter (where l.status = 'error') as errors,
+      count(l.response_time) as samples,
+      sum(l.response_time) as rt_sum,
+      array_agg(l.response_time) filter (where l.response_time is not null) as rts,
+      array_agg(coalesce(l.error_type, 'unknown')) filter (where l.status = 'error') as error_types
+    from public.api_logs l
+    where l.service = service_name and l.created_at >= since and l.created_at < until
+    group by l.tenant_slug
   ),
-  hist as (
-    select false as overall, h.tenant_slug, h.rt, h.n from h where h.rt is not null
-    union all
-    select true, null, h.rt, sum(h.n)::bigint from h where h.rt is not null group by h.rt
+  tenant_scope as (
+    select false as overall, g.tenant_slug, g.total, g.ok, g.errors, g.samples,
+      g.rt_sum::numeric / nullif(g.samples, 0) as avg_ms,
+      (select percentile_cont(array[0.5, 0.95, 0.99]::float8[]) within group (order by v)
+        from unnest(g.rts) v) as pct
+    from g
   ),
-  cum as materialized (
-    select hi.overall, coalesce(hi.tenant_slug, '') as k, hi.rt, hi.n,
-      sum(hi.n) over (partition by hi.overall, hi.tenant_slug order by hi.rt) as upto,
-      sum(hi.n) over (partition by hi.overall, hi.tenant_slug) as total
-    from hist hi
+  hist as materialized (
+    -- every response time of the period and how often it occurs (a few thousand rows, whatever the volume)
+    select v as rt, count(*) as n from g, unnest(g.rts) v group by v
   ),
-  pos as (
+  cum as (
+    select h.rt, h.n, sum(h.n) over (order by h.rt) as upto, sum(h.n) over () as total from hist h
+  ),
+  ranks as (
     -- percentile_cont's definition: position p * (N - 1) in the sorted values, interpolated between its neighbours
-    select c.overall, c.k, p.ord, p.p * (c.total - 1) as r
-    from cum c cross join unnest(array[0.5, 0.95, 0.99]::float8[]) with ordinality as p(p, ord)
-    where c.upto = c.total
+    select p.ord, p.p * (max(c.total) - 1) as r from cum c
+    cross join unnest(array[0.5, 0.95, 0.99]::float8[]) with ordinality as p(p, ord)
+    group by p.ord, p.p
   ),
-  bounds as (
-    select pos.overall, pos.k, pos.ord, pos.r,
-      min(c.rt) filter (where floor(pos.r) >= c.upto - c.n and floor(pos.r) < c.upto)::float8 as lo,
-      min(c.rt) filter (where ceil(pos.r) >= c.upto - c.n and ceil(pos.r) < c.upto)::float8 as hi
-    from pos
-    join cum c on c.overall = pos.overall and c.k = pos.k
-    where c.upto > floor(pos.r) and c.upto - c.n <= ceil(pos.r)
-    group by pos.overall, pos.k, pos.ord, pos.r
-  ),
-  pct as (
-    select b.overall, b.k, array_agg(b.lo + (b.r - floor(b.r)) * (b.hi - b.lo) order by b.ord) as pct
-    from bounds b
-    group by b.overall, b.k
-  ),
-  totals as (
-    select false as overall, h.tenant_slug, sum(h.n) as total, sum(h.ok) as ok, sum(h.errors) as errors,
-      coalesce(sum(h.n) filter (where h.rt is not null), 0) as samples,
-      sum(h.rt::numeric * h.n) / nullif(sum(h.n) filter (where h.rt is not null), 0) as avg_ms
-    from h group by h.tenant_slug
-    union all
-    select true, null, sum(h.n), sum(h.ok), sum(h.errors), coalesce(sum(h.n) filter (where h.rt is not null), 0),
-      sum(h.rt::numeric * h.n) / nullif(sum(h.n) filter (where h.rt is not null), 0)
-    from h having count(*) > 0
+  overall_pct as (
+    select array_agg(x.lo + (x.r - floor(x.r)) * (x.hi - x.lo) order by x.ord) as pct
+    from (
+      select rk.ord, rk.r,
+        (select c.rt from cum c where c.upto > floor(rk.r) order by c.rt limit 1)::float8 as lo,
+        (select c.rt from cum c where c.upto > ceil(rk.r) order by c.rt limit 1)::float8 as hi
+      from ranks rk
+    ) x
   ),
   per_scope as materialized (
-    select t.*, p.pct from totals t
-    left join pct p on p.overall = t.overall and p.k = coalesce(t.tenant_slug, '')
+    select * from tenant_scope
+    union all
+    select true, null, sum(g.total), sum(g.ok), sum(g.errors), sum(g.samples),
+      sum(g.rt_sum)::numeric / nullif(sum(g.samples), 0), (select o.pct from overall_pct o)
+    from g having count(*) > 0
   ),
   error_types as materialized (
-    select grouping(l.tenant_slug) = 1 as overall, l.tenant_slug, coalesce(l.error_type, 'unknown') as error_type,
-      count(*) as n
-    from public.api_logs l
-    where l.service = service_name and l.created_at >= since and l.created_at < until and l.status = 'error'
-    group by grouping sets ((coalesce(l.error_type, 'unknown')), (l.tenant_slug, coalesce(l.error_type, 'unknown')))
+    select grouping(e.tenant_slug) = 1 as overall, e.tenant_slug, e.error_type, count(*) as n
+    from (select g.tenant_slug, t.error_type from g, unnest(g.error_types) t(error_type)) e
+    group by grouping sets ((e.error_type), (e.tenant_slug, e.error_type))
   ),
   error_json as (
     select e.overall, coalesce(e.tenant_slug, '') as k, jsonb_object_agg(e.error_type, e.n order by e.error_type) as j
@@ -276,10 +261,10 @@ end;
 $$;
 
 revoke all on function maintenance.diagnose_performance(numeric, numeric),
-  maintenance.response_histogram(timestamptz, timestamptz, text), maintenance.performance_metrics(timestamptz, timestamptz, text, integer),
+  maintenance.performance_metrics(timestamptz, timestamptz, text, integer),
   maintenance.tenant_uptime(timestamptz, timestamptz), maintenance.usage_report(integer, timestamptz, integer),
   maintenance.weekly_report(integer, timestamptz) from public, anon, authenticated;
 grant execute on function maintenance.diagnose_performance(numeric, numeric),
-  maintenance.response_histogram(timestamptz, timestamptz, text), maintenance.performance_metrics(timestamptz, timestamptz, text, integer),
+  maintenance.performance_metrics(timestamptz, timestamptz, text, integer),
   maintenance.tenant_uptime(timestamptz, timestamptz), maintenance.usage_report(integer, timestamptz, integer),
   maintenance.weekly_report(integer, timestamptz) to service_role;

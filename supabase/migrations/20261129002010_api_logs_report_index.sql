@@ -8,6 +8,6 @@
 -- Plain CREATE INDEX (not CONCURRENTLY): migrations run inside a transaction. On a large existing table, build it
 -- concurrently by hand first; "if not exists" then makes this a no-op.
 
--- why: covering index for maintenance.performance_metrics (20261129002011).
+-- why: covering index for maintenance.performance_metrics (its one pass over the period reads only this index).
 create index if not exists api_logs_report_idx on public.api_logs (service, created_at)
   include (tenant_slug, status, response_time, error_type);

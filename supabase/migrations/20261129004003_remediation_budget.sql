@@ -6,8 +6,7 @@ insert into maintenance.settings (key, value, description) values
   ('remediation_window_minutes', '60', 'The remediation budget window, in minutes')
 on conflict (key) do nothing;
 
--- why: the budget is counted where the actions are recorded, so every path (route, CLI, a future job) shares it.
--- Counts the audited attempts that reached Evolution (ok, failed or rolled back; plans and refusals do not count).
+-- why: same budget as 20261129004003, counting the step names really written (grants are kept by create or replace).
 create or replace function maintenance.remediation_budget(p_tenant_slug text, p_as_of timestamptz default now())
 returns table (used integer, max_allowed integer, remaining integer, window_minutes integer,
   window_start timestamptz, resets_at timestamptz)
@@ -19,7 +18,7 @@ language sql stable security definer set search_path = '' as $$
     select count(*)::integer as used, array_agg(x.created_at order by x.created_at) as times
     from maintenance.actions_audit x, s
     where x.tenant_slug = p_tenant_slug
-      and x.action in ('fix.create_instance', 'fix.reconnect', 'reconnect', 'reset.create_instance')
+      and x.action in ('fix.create_instance', 'fix.reconnect', 'reconnect.connect', 'reset.create_instance')
       and x.result in ('ok', 'failed', 'rolled_back')
       and x.created_at > p_as_of - make_interval(mins => s.window_minutes)
       and x.created_at <= p_as_of

@@ -47,50 +47,79 @@ as $$
         * cov.m as known
     from changes c cross join coverage cov
   ),
-  grid as (
-    select g.i, tstzrange(since + p.step * g.i, case when g.i = buckets - 1 then until else since + p.step * (g.i + 1) end)
-      as b
-    from params p cross join generate_series(0, buckets - 1) g(i)
+  -- each stretch of known state as a plain range, with the first and last bucket it touches
+  pieces as (
+    select r.tenant_id, r.state, lower(x) as lo, upper(x) as hi,
+      floor(extract(epoch from lower(x) - since)::float8 / extract(epoch from p.step)::float8)::integer as b_lo,
+      least(buckets - 1,
+        ceil(extract(epoch from upper(x) - since)::float8 / extract(epoch from p.step)::float8)::integer - 1) as b_hi
+    from runs r cross join params p cross join lateral unnest(r.known) x
   ),
-  overlap as (
-    select r.tenant_id, g.i, r.state,
-      (select coalesce(sum(extract(epoch from upper(x) - lower(x))), 0) from unnest(r.known * tstzmultirange(g.b)) x)
+  -- a piece's inner buckets are wholly its own (pieces of one tenant never overlap); only its first and last bucket
+  -- may share time with another piece, so only those are resolved bucket by bucket: O(pieces), not O(buckets)
+  edges as (
+    select pc.tenant_id, e.i, pc.state,
+      extract(epoch from least(pc.hi, since + p.step * (e.i + 1)) - greatest(pc.lo, since + p.step * e.i))::float8
         as secs
-    from runs r join grid g on r.known && g.b
+    from pieces pc cross join params p
+    cross join lateral (select pc.b_lo as i union select pc.b_hi) e
   ),
-  per_bucket as (
-    select o.tenant_id, o.i,
-      case when bool_or(o.state = 'unhealthy' and o.secs > 0) then 'unhealthy'
-           when bool_or(o.state = 'degraded' and o.secs > 0) then 'degraded'
-           when bool_or(o.state = 'healthy' and o.secs > 0) then 'healthy'
-           else 'unknown' end as state,
-      coalesce(sum(o.secs) filter (where o.state = 'healthy'), 0) as healthy_secs,
-      sum(o.secs) as known_secs
-    from overlap o group by o.tenant_id, o.i
+  edge_buckets as (
+    select e.tenant_id, e.i, e.i + 1 as to_i,
+      case when bool_or(e.state = 'unhealthy' and e.secs > 0) then 'unhealthy'
+           when bool_or(e.state = 'degraded' and e.secs > 0) then 'degraded'
+           else 'healthy' end as state
+    from edges e group by e.tenant_id, e.i
+    having sum(e.secs) > 0
   ),
-  full_grid as (
-    select t.id as tenant_id, g.i, coalesce(pb.state, 'unknown') as state,
-      coalesce(pb.healthy_secs, 0) as healthy_secs, coalesce(pb.known_secs, 0) as known_secs,
-      g.i - row_number() over (partition by t.id, coalesce(pb.state, 'unknown') order by g.i) as island
-    from unnest(tenant_ids) t(id)
-    cross join grid g
-    left join per_bucket pb on pb.tenant_id = t.id and pb.i = g.i
+  known_parts as (
+    select tenant_id, state, i as from_i, to_i from edge_buckets
+    union all
+    select pc.tenant_id, pc.state, pc.b_lo + 1, pc.b_hi from pieces pc where pc.b_hi - pc.b_lo >= 2
+  ),
+  -- adjacent parts in one state make one segment
+  marked as (
+    select k.*, case when k.state = lag(k.state) over w and k.from_i = lag(k.to_i) over w then 0 else 1 end as starts
+    from known_parts k window w as (partition by k.tenant_id order by k.from_i)
+  ),
+  known_segments as (
+    select m.tenant_id, m.state, min(m.from_i) as from_i, max(m.to_i) as to_i
+    from (select m.*, sum(m.starts) over (partition by m.tenant_id order by m.from_i) as grp from marked m) m
+    group by m.tenant_id, m.state, m.grp
+  ),
+  -- the gaps before, between and after them are unknown
+  gaps as (
+    select k.tenant_id, 'unknown' as state,
+      coalesce(lag(k.to_i) over (partition by k.tenant_id order by k.from_i), 0) as from_i, k.from_i as to_i
+    from known_segments k
+    union all
+    select k.tenant_id, 'unknown', max(k.to_i), buckets from known_segments k group by k.tenant_id
   ),
   segments as (
-    select f.tenant_id, f.state, min(f.i) as from_i, max(f.i) + 1 as to_i
-    from full_grid f group by f.tenant_id, f.state, f.island
+    select tenant_id, state, from_i, to_i from known_segments
+    union all
+    select tenant_id, state, from_i, to_i from gaps where to_i > from_i
+    union all
+    select t.id, 'unknown', 0, buckets from unnest(tenant_ids) t(id)
+    where not exists (select 1 from known_segments k where k.tenant_id = t.id)
   ),
+  bars as (
+    select s.tenant_id, jsonb_agg(jsonb_build_object('from', s.from_i, 'to', s.to_i, 'state', s.state,
+        'start', since + p.step * s.from_i, 'end', least(until, since + p.step * s.to_i)) order by s.from_i) as segments
+    from segments s cross join params p
+    group by s.tenant_id
+  ),
+  -- availability is exact: from the pieces, not the buckets
   totals as (
-    select f.tenant_id, sum(f.healthy_secs)::numeric as healthy, sum(f.known_secs)::numeric as known
-    from full_grid f group by f.tenant_id
+    select pc.tenant_id,
+      sum(extract(epoch from pc.hi - pc.lo)) filter (where pc.state = 'healthy') as healthy,
+      sum(extract(epoch from pc.hi - pc.lo)) as known
+    from pieces pc group by pc.tenant_id
   )
-  select t.tenant_id,
-    case when t.known > 0 then round(100 * t.healthy / t.known, 2) end,
-    round(t.healthy), round(t.known),
-    (select jsonb_agg(jsonb_build_object('from', s.from_i, 'to', s.to_i, 'state', s.state,
-        'start', since + p.step * s.from_i, 'end', least(until, since + p.step * s.to_i)) order by s.from_i)
-     from segments s where s.tenant_id = t.tenant_id)
-  from totals t cross join params p;
+  select b.tenant_id,
+    case when t.known > 0 then round(100 * coalesce(t.healthy, 0) / t.known, 2) end,
+    round(coalesce(t.healthy, 0)), round(coalesce(t.known, 0)), b.segments
+  from bars b left join totals t on t.tenant_id = b.tenant_id;
 $$;
 revoke all on function maintenance.availability_bars(uuid[], timestamptz, timestamptz, integer)
   from public, anon, authenticated;
