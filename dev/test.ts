@@ -70,14 +70,8 @@ try {
   const info = await start(profile, { fresh: true });
   // Tests run each cron command themselves; pg_cron firing a job on its own schedule mid-test would only add noise
   // (an extra run taking a job's lease, an extra notification). The schedules stay defined, just paused.
-  await sh("psql", [
-    "-X",
-    "-q",
-    "-d",
-    info.dbUrl,
-    "-c",
-    "update cron.job set active = false where jobname like 'canais-%'",
-  ]);
+  const psql = (command: string) => sh("psql", ["-X", "-q", "-d", info.dbUrl, "-c", command]);
+  await psql("update cron.job set active = false where jobname like 'canais-%'");
   const testEnv = {
     CANAIS_STACK_FILE: `${profile.dir}/stack.json`,
     CANAIS_PORT_BASE: String(profile.functionsPort - 1),
@@ -85,14 +79,7 @@ try {
   };
   if (!only) {
     step("pgTAP (pg_prove supabase/tests/database)");
-    await sh("psql", [
-      "-X",
-      "-q",
-      "-d",
-      info.dbUrl,
-      "-c",
-      "create extension if not exists pgtap with schema extensions",
-    ]);
+    await psql("create extension if not exists pgtap with schema extensions");
     const ok = await sh("pg_prove", [
       "-h",
       "127.0.0.1",
