@@ -15,7 +15,8 @@ if [ ! -x node_modules/.bin/deno ] || [ ! -x node_modules/.bin/supabase ] || [ p
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 
-# 2. Debian packages: Postgres 15 server, pg_cron, pgTAP + pg_prove, plpgsql_check.
+# 2. Debian packages: Postgres 15 server, pg_cron, pgTAP + pg_prove, plpgsql_check (the build packages of pg_net and
+#    Vault come in step 3, only when they must be built).
 need_apt=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_apt+=(postgresql-15 postgresql-client-15)
 [ -f /usr/lib/postgresql/15/lib/pg_cron.so ] || need_apt+=(postgresql-15-cron)
@@ -34,6 +35,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+
+# 3. pg_net and supabase_vault, built from their pinned sources (CANAIS_MIRROR_DIR, or the pinned GitHub URLs), and
+#    Supabase's role set-up SQL; nothing to do when they are in place already.
+case "${1:-}" in
+  stack|test|bench) deno run -A --quiet dev/extensions.ts ensure ;;
+esac
 
 cmd="${1:-}"; shift || true
 case "$cmd" in

@@ -1,13 +1,17 @@
 /**
- * The local stack, without Docker: a Postgres 15 cluster with pg_cron in `.local/`, the dev stand-ins for pg_net
- * and Vault, migrations through the real Supabase CLI, the functions served by Deno, the pg_net worker and the
- * Evolution simulator. `start` is idempotent; `stop` leaves data in place; `status --json` says what is up.
+ * The local stack, without Docker, shaped like a Supabase project: a Postgres 15 cluster in `.local/` with the real
+ * pg_cron, pg_net and supabase_vault (dev/extensions.ts builds the last two from pinned sources), Supabase's role
+ * model (`supabase_admin` is the superuser that creates extensions; `postgres` is demoted and granted what Supabase
+ * grants it, from Supabase's own set-up SQL), migrations through the real Supabase CLI as `postgres`, the functions
+ * served by Deno with the environment the platform gives them, and the Evolution simulator. `start` is idempotent;
+ * `stop` leaves data in place; `status --json` says what is up.
  *
- *   deno run -A dev/stack.ts start|stop|status [--json]        (dev profile: the fixed ports of DESIGN.md)
- *   CANAIS_PROFILE=test CANAIS_PORT_BASE=56000 …              (throwaway stacks on other ports)
+ *   deno run -A dev/stack.ts start [--fresh]|stop|status [--json]   (dev profile: the fixed ports of the README)
+ *   CANAIS_PROFILE=test CANAIS_PORT_BASE=56000 …                   (throwaway stacks on other ports)
  */
 import postgres from "postgres";
 import { ROOT } from "./paths.ts";
+import { ROLES_DIR } from "./extensions.ts";
 import { isSlug, WEBHOOK_TOKEN_HEADER, webhookToken, webhookUrl } from "../shared/naming.ts";
 
 export interface Profile {
@@ -24,10 +28,16 @@ export interface Profile {
 
 export interface StackInfo {
   profile: string;
+  /** The database as the functions and migrations see it: the non-superuser `postgres`. */
   dbUrl: string;
+  /** The platform's superuser (extensions, pgTAP): never used by the bundle itself. */
+  adminDbUrl: string;
   functionsUrl: string;
   evolutionUrl: string;
+  /** The `default` secret key of `SUPABASE_SECRET_KEYS` (what the CLI and the tests present). */
   secretKey: string;
+  /** The `cron` secret key: stored in Vault as `secret_key`, presented by the scheduled calls. */
+  cronSecretKey: string;
   publishableKey: string;
   evolutionApiKey: string;
   webhookSecret: string;
@@ -37,7 +47,7 @@ export interface StackInfo {
 }
 
 const PG_BIN = "/usr/lib/postgresql/15/bin";
-const PIECES = ["functions", "pg-net-worker", "evolution"] as const;
+const PIECES = ["functions", "evolution"] as const;
 type Piece = typeof PIECES[number];
 
 /** The profile from the environment: `dev` (default) or a named one with ports from CANAIS_PORT_BASE. */
@@ -130,9 +140,11 @@ export function stackInfo(p: Profile, keys: Record<string, string>): StackInfo {
   return {
     profile: p.name,
     dbUrl: `postgresql://postgres:postgres@127.0.0.1:${p.dbPort}/postgres`,
+    adminDbUrl: `postgresql://supabase_admin:postgres@127.0.0.1:${p.dbPort}/postgres`,
     functionsUrl,
     evolutionUrl: Deno.env.get("EVOLUTION_API_URL") ?? `http://127.0.0.1:${p.evolutionPort}`,
     secretKey: keys.secretKey,
+    cronSecretKey: keys.cronSecretKey,
     publishableKey: keys.publishableKey,
     evolutionApiKey: Deno.env.get("EVOLUTION_API_URL") ? Deno.env.get("EVOLUTION_API_KEY") ?? "" : keys.evolutionApiKey,
     webhookSecret: keys.webhookSecret,
@@ -141,7 +153,6 @@ export function stackInfo(p: Profile, keys: Record<string, string>): StackInfo {
     logs: {
       postgres: `${p.dir}/logs/postgres.log`,
       functions: `${p.dir}/logs/functions.log`,
-      "pg-net-worker": `${p.dir}/logs/pg-net-worker.log`,
       evolution: `${p.dir}/logs/evolution.log`,
     },
   };
@@ -149,14 +160,18 @@ export function stackInfo(p: Profile, keys: Record<string, string>): StackInfo {
 
 async function loadKeys(p: Profile): Promise<Record<string, string>> {
   const file = `${p.dir}/keys.json`;
-  if (await exists(file)) return JSON.parse(await Deno.readTextFile(file));
+  const kept: Record<string, string> = (await exists(file)) ? JSON.parse(await Deno.readTextFile(file)) : {};
   const keys = {
     secretKey: randomKey("sb_secret_"),
+    cronSecretKey: randomKey("sb_secret_"),
     publishableKey: randomKey("sb_publishable_"),
     evolutionApiKey: randomKey("evo_"),
     webhookSecret: randomKey("whsec_", 32),
+    ...kept,
   };
-  await Deno.writeTextFile(file, JSON.stringify(keys, null, 2), { mode: 0o600 });
+  if (Object.keys(keys).length !== Object.keys(kept).length) {
+    await Deno.writeTextFile(file, JSON.stringify(keys, null, 2), { mode: 0o600 });
+  }
   return keys;
 }
 
@@ -171,7 +186,48 @@ async function ensureTraversable(dir: string) {
   }
 }
 
-async function startPostgres(p: Profile, log: (s: string) => void): Promise<boolean> {
+/**
+ * Vault's root key, as the platform keeps it outside the database: a per-stack key file and the `getkey` script
+ * supabase_vault runs at start-up (`vault.getkey_script`) to read it. Both belong to the server's user alone.
+ */
+async function ensureVaultKey(p: Profile): Promise<string> {
+  const dir = `${p.dir}/vault`;
+  const script = `${dir}/getkey`;
+  if (await exists(script)) return script;
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const key = [...crypto.getRandomValues(new Uint8Array(32))].map((b) => b.toString(16).padStart(2, "0")).join("");
+  await Deno.writeTextFile(`${dir}/root.key`, key + "\n", { mode: 0o600 });
+  await Deno.writeTextFile(script, `#!/bin/sh\nexec cat '${dir}/root.key'\n`, { mode: 0o700 });
+  if (isRoot()) await run("chown", ["-R", "postgres:postgres", dir]);
+  return script;
+}
+
+function pgCtl(args: string[]) {
+  return new Deno.Command(isRoot() ? "runuser" : `${PG_BIN}/pg_ctl`, {
+    args: isRoot() ? ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, ...args] : args,
+    stdout: "null",
+    stderr: "null",
+  }).output();
+}
+
+/** The installed server binaries' version (`15.20`), to tell a cluster still running older ones after an upgrade. */
+async function installedVersion(): Promise<string> {
+  return (await run(`${PG_BIN}/postgres`, ["--version"])).trim().split(/\s+/).pop() ?? "";
+}
+
+async function runningVersion(dbUrl: string): Promise<string | null> {
+  const sql = postgres(dbUrl, { max: 1, connect_timeout: 3, onnotice: () => {} });
+  try {
+    const [row] = await sql<{ v: string }[]>`select current_setting('server_version') as v`;
+    return row.v.split(/\s+/)[0];
+  } catch {
+    return null;
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+}
+
+async function startPostgres(p: Profile, info: StackInfo, log: (s: string) => void): Promise<boolean> {
   const pgdata = `${p.dir}/pg`;
   let created = false;
   if (!(await exists(`${pgdata}/PG_VERSION`))) {
@@ -180,15 +236,20 @@ async function startPostgres(p: Profile, log: (s: string) => void): Promise<bool
     await ensureTraversable(pgdata);
     if (isRoot()) await run("chown", ["-R", "postgres:postgres", pgdata]);
     await Deno.chmod(pgdata, 0o700);
-    await pgCmd("initdb", ["-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]);
+    // As on Supabase: the bootstrap superuser is supabase_admin; `postgres` is created (and demoted) afterwards.
+    // Loopback connections are trusted, as in Supabase's own pg_hba.conf.
+    await pgCmd("initdb", ["-D", pgdata, "-U", "supabase_admin", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]);
     created = true;
   }
-  const status = await new Deno.Command(isRoot() ? "runuser" : `${PG_BIN}/pg_ctl`, {
-    args: isRoot() ? ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "status", "-D", pgdata] : ["status", "-D", pgdata],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  if (status.code === 0) return created;
+  const getkey = await ensureVaultKey(p);
+  if ((await pgCtl(["status", "-D", pgdata])).code === 0) {
+    // A package upgrade (postgresql-server-dev-15 pulls a newer postgresql-15) replaces the binaries under a running
+    // cluster, which then fails new connections: restart one whose version is not the installed one.
+    const [running, installed] = [await runningVersion(info.adminDbUrl), await installedVersion()];
+    if (running === installed) return created;
+    log(`Postgres runs ${running ?? "(not answering)"} but ${installed} is installed: restarting it`);
+    await pgCmd("pg_ctl", ["-D", pgdata, "-m", "fast", "-w", "stop"]).catch(() => {});
+  }
   if (!(portFree(p.dbPort))) throw new Error(`Cannot start Postgres as port ${p.dbPort} is already in use`);
   const logFile = `${p.dir}/logs/postgres.log`;
   if (isRoot()) await run("chown", ["postgres:postgres", `${p.dir}/logs`]).catch(() => {});
@@ -196,7 +257,9 @@ async function startPostgres(p: Profile, log: (s: string) => void): Promise<bool
     `-c port=${p.dbPort}`,
     "-c listen_addresses=127.0.0.1",
     "-c unix_socket_directories=/tmp",
-    "-c shared_preload_libraries=pg_cron",
+    // the order of Supabase's postgresql.conf for the two it shares; Vault 0.3 loads its root key at start-up
+    "-c shared_preload_libraries=pg_cron,pg_net,supabase_vault",
+    `-c vault.getkey_script=${getkey}`,
     "-c cron.database_name=postgres",
     "-c max_connections=200",
     ...(p.durable ? [] : ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]),
@@ -211,29 +274,117 @@ async function startPostgres(p: Profile, log: (s: string) => void): Promise<bool
   return created;
 }
 
+/** Runs SQL text through psql (a file under the stack's folder, so psql's errors name a real file). */
+async function psqlText(p: Profile, dbUrl: string, name: string, text: string) {
+  const file = `${p.dir}/run/${name}`;
+  await Deno.writeTextFile(file, text);
+  try {
+    await psqlFile(dbUrl, file);
+  } finally {
+    await Deno.remove(file).catch(() => {});
+  }
+}
+
+/** Statements of Supabase's set-up SQL this machine cannot run, and why; each is replaced by a comment. */
+const SKIPPED_STATEMENTS: [RegExp, string][] = [
+  [
+    /^create extension if not exists pgjwt\b.*$/im,
+    "pgjwt is not packaged for Debian and nothing in the bundle uses it",
+  ],
+];
+
+/**
+ * A new cluster becomes what a Supabase project's database is before any migration of ours: Supabase's own role,
+ * grant and extension set-up SQL (the pinned supabase/postgres files dev/extensions.ts unpacked), in the order
+ * `migrations/db/migrate.sh` runs them, then the later platform grants and the extensions (dev/sql/supabase_platform.sql).
+ */
+async function platformSetup(p: Profile, info: StackInfo, log: (s: string) => void) {
+  if (!(await exists(`${ROLES_DIR}/.canais-source`))) {
+    throw new Error(
+      `Cannot set up the database as Supabase's role SQL is missing from ${ROLES_DIR}: run dev/extensions.ts ensure`,
+    );
+  }
+  log("setting up Supabase's roles (supabase_admin, a demoted postgres, anon/authenticated/service_role)");
+  const postgresUrl = info.dbUrl;
+  await psqlText(
+    p,
+    info.adminDbUrl,
+    "00-create-postgres.sql",
+    "create role postgres superuser login password 'postgres';\nalter database postgres owner to postgres;\n",
+  );
+  const db = `${ROLES_DIR}/migrations/db`;
+  const sorted = async (dir: string) => {
+    const names = [];
+    for await (const e of Deno.readDir(dir)) if (e.name.endsWith(".sql")) names.push(e.name);
+    return names.sort();
+  };
+  // migrate.sh: the init scripts as postgres (still a superuser), then the migrations as supabase_admin
+  for (const name of await sorted(`${db}/init-scripts`)) {
+    let text = await Deno.readTextFile(`${db}/init-scripts/${name}`);
+    for (const [re, why] of SKIPPED_STATEMENTS) text = text.replace(re, (m) => `-- skipped here (${why}): ${m}`);
+    await psqlText(p, postgresUrl, name, text);
+  }
+  for (const name of await sorted(`${db}/migrations`)) {
+    await psqlFile(info.adminDbUrl, `${db}/migrations/${name}`);
+  }
+  await psqlFile(info.adminDbUrl, `${ROOT}/dev/sql/supabase_platform.sql`);
+  await psqlFile(
+    info.adminDbUrl,
+    `${ROLES_DIR}/ansible/files/postgresql_extension_custom_scripts/pg_cron/after-create.sql`,
+  );
+}
+
 async function psqlFile(dbUrl: string, file: string) {
   await run(`${PG_BIN}/psql`, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dbUrl, "-f", file]);
 }
 
-async function prepareDatabase(info: StackInfo, created: boolean, log: (s: string) => void) {
+/** What the cluster is: set up as a Supabase project (a `supabase_admin` superuser, `postgres` not one), or not. */
+async function clusterShape(info: StackInfo): Promise<{ supabase: boolean; postgresSuperuser: boolean | null }> {
+  const sql = postgres(info.adminDbUrl.replace("supabase_admin:", "postgres:"), { max: 1, onnotice: () => {} });
+  try {
+    const [row] = await sql<{ admin: boolean; su: boolean }[]>`
+      select exists (select 1 from pg_roles where rolname = 'supabase_admin' and rolsuper) as admin,
+             (select rolsuper from pg_roles where rolname = 'postgres') as su`;
+    return { supabase: row.admin, postgresSuperuser: row.su };
+  } catch {
+    return { supabase: false, postgresSuperuser: null };
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+}
+
+async function prepareDatabase(p: Profile, info: StackInfo, created: boolean, log: (s: string) => void) {
+  if (created) await platformSetup(p, info, log);
+  const shape = await clusterShape(info);
+  if (!shape.supabase || shape.postgresSuperuser !== false) {
+    throw new Error(
+      `The cluster in ${p.dir}/pg was not set up as a Supabase project (${
+        shape.supabase ? "postgres is a superuser" : "no supabase_admin superuser"
+      }); it predates this stack: start afresh with \`npm start -- --fresh\` (its data is lost) or remove ${p.dir}`,
+    );
+  }
   const sql = postgres(info.dbUrl, { max: 1, onnotice: () => {} });
   try {
-    await psqlFile(info.dbUrl, `${ROOT}/dev/sql/bootstrap.sql`);
-    const [avail] = await sql<{ net: boolean; vault: boolean }[]>`
-      select exists (select 1 from pg_available_extensions where name = 'pg_net') as net,
-             exists (select 1 from pg_available_extensions where name = 'supabase_vault') as vault`;
-    if (!avail.net) await psqlFile(info.dbUrl, `${ROOT}/dev/sql/pg_net_standin.sql`);
-    if (!avail.vault) await psqlFile(info.dbUrl, `${ROOT}/dev/sql/vault_standin.sql`);
-    const secrets = { project_url: info.functionsUrl.replace(/\/functions\/v1$/, ""), secret_key: info.secretKey };
+    const ext = await sql<{ extname: string }[]>`
+      select extname from pg_extension where extname in ('pg_cron', 'pg_net', 'supabase_vault')`;
+    if (ext.length !== 3) {
+      throw new Error(
+        `Cannot use the cluster in ${p.dir}/pg as pg_cron, pg_net and supabase_vault are not all created`,
+      );
+    }
+    // The Vault secrets the scheduled calls read, set as an operator sets them (as postgres, in the SQL editor):
+    // the URL the functions are reached at, and the secret key named `cron`.
+    const secrets = { project_url: info.functionsUrl.replace(/\/functions\/v1$/, ""), secret_key: info.cronSecretKey };
     for (const [name, value] of Object.entries(secrets)) {
-      const [row] = await sql`select id from vault.secrets where name = ${name}`;
+      const [row] = await sql`select id, decrypted_secret from vault.decrypted_secrets where name = ${name}`;
+      if (row && row.decrypted_secret === value) continue;
       if (row) await sql`select vault.update_secret(${row.id}, ${value})`;
       else await sql`select vault.create_secret(${value}, ${name}, 'set by dev/stack.ts')`;
     }
   } finally {
     await sql.end();
   }
-  log("applying migrations (supabase db push)");
+  log("applying migrations (supabase db push, as postgres)");
   const out = await run("supabase", [
     "db",
     "push",
@@ -256,7 +407,6 @@ async function startPiece(p: Profile, info: StackInfo, piece: Piece, env: Record
   if (await readPid(pidFile)) return false;
   const script = {
     functions: "dev/functions_router.ts",
-    "pg-net-worker": "dev/pg_net_worker.ts",
     evolution: "dev/evolution_sim/main.ts",
   }[piece];
   const logFile = info.logs[piece];
@@ -303,12 +453,16 @@ async function httpOk(url: string): Promise<boolean> {
   }
 }
 
-/** The configuration variables (shared/config.ts) a stack gives its functions; tests and benches reuse them. */
+/**
+ * The configuration variables (shared/config.ts) a stack gives its functions, named as the platform names them:
+ * the keys as JSON sets of named keys (`default`, and `cron` for the scheduled calls), no singular or legacy key.
+ * Tests and benches reuse them. (`SUPABASE_URL` stays unset: there is no REST or Auth server here to probe.)
+ */
 export function configEnv(info: StackInfo): Record<string, string> {
   return {
     SUPABASE_DB_URL: info.dbUrl,
-    SUPABASE_SECRET_KEY: info.secretKey,
-    SUPABASE_PUBLISHABLE_KEY: info.publishableKey,
+    SUPABASE_SECRET_KEYS: JSON.stringify({ default: info.secretKey, cron: info.cronSecretKey }),
+    SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: info.publishableKey }),
     EVOLUTION_API_URL: info.evolutionUrl,
     EVOLUTION_API_KEY: info.evolutionApiKey,
     WEBHOOK_BASE_URL: info.webhookBaseUrl,
@@ -351,8 +505,8 @@ export async function start(p: Profile, opts: { log?: (s: string) => void; fresh
   const keys = await loadKeys(p);
   const info = stackInfo(p, keys);
   await Deno.writeTextFile(`${p.dir}/stack.json`, JSON.stringify(info, null, 2), { mode: 0o600 });
-  const created = await startPostgres(p, log);
-  await prepareDatabase(info, created, log);
+  const created = await startPostgres(p, info, log);
+  await prepareDatabase(p, info, created, log);
   const env = functionsEnv(p, info);
   const useSim = !Deno.env.get("EVOLUTION_API_URL");
   let simStarted = false;
@@ -369,7 +523,6 @@ export async function start(p: Profile, opts: { log?: (s: string) => void; fresh
     throw new Error(`Cannot start the functions as port ${p.functionsPort} is already in use`);
   }
   if (await startPiece(p, info, "functions", env)) log(`starting the functions on :${p.functionsPort}`);
-  if (await startPiece(p, info, "pg-net-worker", env)) log("starting the pg_net worker");
   await waitFor("the functions", () => httpOk(`http://127.0.0.1:${p.functionsPort}/_stack/health`), 60_000);
   if (useSim) await waitFor("the Evolution simulator", () => httpOk(`${info.evolutionUrl}/`), 60_000);
   // The simulator keeps its instances in memory: on the dev stack, give each demo integration its instance again
@@ -447,9 +600,16 @@ export async function status(p: Profile) {
   const keys = (await exists(`${p.dir}/keys.json`)) ? await loadKeys(p) : {} as Record<string, string>;
   const info = stackInfo(p, keys);
   let database = false;
+  let pgNetWorker = false;
+  let extensions: Record<string, string> = {};
   try {
     const sql = postgres(info.dbUrl, { max: 1, connect_timeout: 2, onnotice: () => {} });
-    await sql`select 1`;
+    const ext = await sql<{ extname: string; extversion: string }[]>`
+      select extname, extversion from pg_extension where extname in ('pg_cron', 'pg_net', 'supabase_vault')`;
+    extensions = Object.fromEntries(ext.map((e) => [e.extname, e.extversion]));
+    const [w] = await sql<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity where backend_type like 'pg_net%worker%'`;
+    pgNetWorker = w.n > 0;
     await sql.end();
     database = true;
   } catch { /* down */ }
@@ -457,7 +617,7 @@ export async function status(p: Profile) {
     database,
     functions: await httpOk(`http://127.0.0.1:${p.functionsPort}/_stack/health`),
     evolution: await httpOk(`${info.evolutionUrl}/`),
-    pgNetWorker: (await readPid(`${p.dir}/run/pg-net-worker.pid`)) !== null,
+    pgNetWorker,
   };
   return {
     dbUrl: info.dbUrl,
@@ -468,6 +628,7 @@ export async function status(p: Profile) {
     running: Object.values(up).every(Boolean),
     up,
     evolutionSimulated: !Deno.env.get("EVOLUTION_API_URL"),
+    extensions,
     dataDir: p.dir,
     logs: info.logs,
   };
@@ -551,7 +712,7 @@ if (import.meta.main) {
   const json = rest.includes("--json");
   try {
     if (cmd === "start") {
-      const info = await start(p);
+      const info = await start(p, { fresh: rest.includes("--fresh") });
       console.log("\nScheduled jobs, run once now:");
       for (const r of await runScheduledJobs(info)) {
         console.log(

@@ -70,8 +70,9 @@ try {
   const info = await start(profile, { fresh: true });
   // Tests run each cron command themselves; pg_cron firing a job on its own schedule mid-test would only add noise
   // (an extra run taking a job's lease, an extra notification). The schedules stay defined, just paused.
-  const psql = (command: string) => sh("psql", ["-X", "-q", "-d", info.dbUrl, "-c", command]);
-  await psql("update cron.job set active = false where jobname like 'canais-%'");
+  const psql = (command: string, url = info.dbUrl) => sh("psql", ["-X", "-q", "-d", url, "-c", command]);
+  // As on Supabase, postgres may not write cron.job: schedules change through cron.alter_job.
+  await psql("select cron.alter_job(jobid, active := false) from cron.job where jobname like 'canais-%'");
   const testEnv = {
     CANAIS_STACK_FILE: `${profile.dir}/stack.json`,
     CANAIS_PORT_BASE: String(profile.functionsPort - 1),
@@ -79,7 +80,8 @@ try {
   };
   if (!only) {
     step("pgTAP (pg_prove supabase/tests/database)");
-    await psql("create extension if not exists pgtap with schema extensions");
+    // pgTAP is not a trusted extension: the platform's superuser creates it (supautils does this on Supabase).
+    await psql("create extension if not exists pgtap with schema extensions", info.adminDbUrl);
     const ok = await sh("pg_prove", [
       "-h",
       "127.0.0.1",

@@ -10,11 +10,32 @@ const url = z.url({ protocol: /^https?$/ });
 const optionalString = z.string().trim().min(1).optional().catch(undefined);
 const optionalUrl = z.preprocess((v) => (v === "" ? undefined : v), url.optional());
 
+/**
+ * A set of named API keys as Supabase gives it to functions: a JSON object of `name → key`
+ * (`SUPABASE_SECRET_KEYS='{"default":"sb_secret_…","cron":"sb_secret_…"}'`).
+ */
+export const KeySet = z.preprocess(
+  (v, ctx) => {
+    if (typeof v !== "string") return v;
+    try {
+      return JSON.parse(v);
+    } catch {
+      ctx.addIssue({ code: "custom", message: "not valid JSON: expected an object of name → key" });
+      return z.NEVER;
+    }
+  },
+  z.record(z.string().min(1), z.string().trim().min(1), { error: "expected an object of name → key" }),
+);
+export type KeySet = z.infer<typeof KeySet>;
+
 /** The environment variables the functions read. */
 export const Env = z.object({
   SUPABASE_DB_URL: z.string().min(1),
-  SUPABASE_SECRET_KEY: z.string().min(16),
+  SUPABASE_SECRET_KEYS: KeySet.optional(),
+  SUPABASE_SECRET_KEY: optionalString,
+  SUPABASE_SERVICE_ROLE_KEY: optionalString,
   SUPABASE_URL: optionalUrl,
+  SUPABASE_PUBLISHABLE_KEYS: KeySet.optional(),
   SUPABASE_PUBLISHABLE_KEY: optionalString,
   EVOLUTION_API_URL: url,
   EVOLUTION_API_KEY: z.string().min(1),
@@ -36,6 +57,12 @@ export type Env = z.infer<typeof Env>;
 /** Parsed configuration, with the names the code uses. */
 export interface Config {
   dbUrl: string;
+  /**
+   * Every secret key a caller may present, by name: the keys of `SUPABASE_SECRET_KEYS`, plus `SUPABASE_SECRET_KEY`
+   * (self-hosted; named `secret_key`) and the legacy `SUPABASE_SERVICE_ROLE_KEY` while it is set (`service_role`).
+   */
+  secretKeys: KeySet;
+  /** The secret key this bundle itself presents (the `default` one, else the first). */
   secretKey: string;
   supabaseUrl?: string;
   publishableKey?: string;
@@ -51,16 +78,19 @@ export interface Config {
   alertLog?: boolean;
 }
 
+/** Names under which the singular and the legacy key join the set of accepted secret keys. */
+export const SINGULAR_KEY_NAME = "secret_key";
+export const LEGACY_KEY_NAME = "service_role";
+
 /**
- * Parses the environment (default: `Deno.env`). Accepts `SUPABASE_SERVICE_ROLE_KEY` where `SUPABASE_SECRET_KEY`
- * is not set. Throws a {@link ConfigError} naming every missing or invalid variable.
+ * Parses the environment (default: `Deno.env`). The secret keys come from `SUPABASE_SECRET_KEYS` (what Supabase
+ * gives functions), `SUPABASE_SECRET_KEY` (self-hosted) and the legacy `SUPABASE_SERVICE_ROLE_KEY`; at least one
+ * is required, and every one of them is accepted. Throws a {@link ConfigError} naming every missing or invalid
+ * variable.
  */
 export function loadConfig(env: Record<string, string | undefined> = Deno.env.toObject()): Config {
-  const raw: Record<string, string | undefined> = {
-    ...env,
-    SUPABASE_SECRET_KEY: env.SUPABASE_SECRET_KEY || env.SUPABASE_SERVICE_ROLE_KEY,
-  };
-  for (const [k, v] of Object.entries(raw)) if (v === "") delete raw[k];
+  const raw: Record<string, string | undefined> = { ...env };
+  for (const [k, v] of Object.entries(raw)) if (v === "" || v === undefined) delete raw[k];
   const parsed = Env.safeParse(raw);
   if (!parsed.success) {
     const names = [...new Set(parsed.error.issues.map((i) => String(i.path[0])))];
@@ -78,14 +108,26 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     throw new ConfigError(`Cannot start as the configuration is incomplete: ${parts.join("; ")}`, missing);
   }
   const e = parsed.data;
+  const secretKeys: KeySet = { ...e.SUPABASE_SECRET_KEYS };
+  if (e.SUPABASE_SECRET_KEY) secretKeys[SINGULAR_KEY_NAME] ??= e.SUPABASE_SECRET_KEY;
+  if (e.SUPABASE_SERVICE_ROLE_KEY) secretKeys[LEGACY_KEY_NAME] ??= e.SUPABASE_SERVICE_ROLE_KEY;
+  const own = secretKeys.default ?? Object.values(secretKeys)[0];
+  if (!own) {
+    throw new ConfigError(
+      "Cannot start as the configuration is incomplete: missing SUPABASE_SECRET_KEYS (or SUPABASE_SECRET_KEY, or the legacy SUPABASE_SERVICE_ROLE_KEY)",
+      ["SUPABASE_SECRET_KEYS"],
+    );
+  }
+  const publishable = e.SUPABASE_PUBLISHABLE_KEYS ?? {};
   if (e.ALERT_EMAIL_TO && !e.EMAIL_API_URL) {
     throw new ConfigError("Cannot start as ALERT_EMAIL_TO is set without EMAIL_API_URL", ["EMAIL_API_URL"]);
   }
   return {
     dbUrl: e.SUPABASE_DB_URL,
-    secretKey: e.SUPABASE_SECRET_KEY,
+    secretKeys,
+    secretKey: own,
     supabaseUrl: e.SUPABASE_URL,
-    publishableKey: e.SUPABASE_PUBLISHABLE_KEY,
+    publishableKey: publishable.default ?? Object.values(publishable)[0] ?? e.SUPABASE_PUBLISHABLE_KEY,
     evolution: {
       url: e.EVOLUTION_API_URL.replace(/\/+$/, ""),
       apiKey: e.EVOLUTION_API_KEY,

@@ -6,7 +6,9 @@
 import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
 import { z } from "zod";
+import { verifyCredentials } from "@supabase/server/core";
 import { AppError, UnauthorizedError, ValidationError } from "./errors.ts";
+import type { KeySet } from "./config.ts";
 
 /** Largest request body any function reads (bytes). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -32,11 +34,30 @@ export function presentedKeys(req: Request): string[] {
   return keys;
 }
 
-/** Middleware: 401 unless the request carries the secret key. */
-export function requireSecretKey(secretKey: string): MiddlewareHandler {
+/**
+ * The name of the secret key (of `keys`) that one of `presented` is, or null. The comparison is Supabase's own
+ * (`verifyCredentials` of `@supabase/server`, mode `secret:*`: any key of the set, timing-safe); each presented
+ * value is tried as the `apikey` credential, since callers send the key in `apikey` or as `Authorization: Bearer`.
+ */
+export async function matchSecretKey(
+  presented: string[],
+  keys: KeySet,
+  options: { supabaseUrl?: string } = {},
+): Promise<string | null> {
+  if (Object.keys(keys).length === 0) return null;
+  // The library needs a project URL to resolve its environment, though a key check never uses it.
+  const env = { url: options.supabaseUrl ?? "http://localhost", secretKeys: keys, publishableKeys: {} };
+  for (const apikey of new Set(presented)) {
+    const { data } = await verifyCredentials({ token: null, apikey }, { auth: "secret:*", env });
+    if (data?.keyName) return data.keyName;
+  }
+  return null;
+}
+
+/** Middleware: 401 unless the request carries one of the secret keys (`apikey` or `Authorization: Bearer`). */
+export function requireSecretKey(keys: KeySet, options: { supabaseUrl?: string } = {}): MiddlewareHandler {
   return async (c, next) => {
-    const ok = presentedKeys(c.req.raw).some((k) => timingSafeEqual(k, secretKey));
-    if (!ok) throw new UnauthorizedError();
+    if (!(await matchSecretKey(presentedKeys(c.req.raw), keys, options))) throw new UnauthorizedError();
     await next();
   };
 }

@@ -12,7 +12,7 @@ import { type JobDefinition, runJob, Trigger } from "./jobs/runner.ts";
 /** Builds the app that serves one job. */
 export function createJobApp<S extends z.ZodObject>(job: JobDefinition<S>, deps: Deps): Hono {
   const app = createFunctionApp(job.name);
-  app.use("*", requireSecretKey(deps.config.secretKey));
+  app.use("*", requireSecretKey(deps.config.secretKeys, { supabaseUrl: deps.config.supabaseUrl }));
   const body = job.input.extend({ trigger: Trigger.optional() }).strict();
   app.post("/", async (c) => {
     const { trigger, ...input } = await readJson(c, body) as z.infer<S> & { trigger?: Trigger };

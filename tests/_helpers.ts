@@ -22,6 +22,16 @@ export function testSql(): postgres.Sql {
   return shared;
 }
 
+let admin: postgres.Sql | undefined;
+/**
+ * A SQL client as the platform's superuser (`supabase_admin`), for a test that must write what the platform itself
+ * writes (pg_cron's run history, say). Never for anything the bundle does: that runs as `postgres`.
+ */
+export function adminSql(): postgres.Sql {
+  admin ??= postgres(stack().adminDbUrl, { max: 1, prepare: false, onnotice: () => {} });
+  return admin;
+}
+
 /** A slug nobody else uses: `<prefix>-<random>`. */
 export function uniqueSlug(prefix = "t"): string {
   return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;

@@ -5,7 +5,7 @@ import { ConfigError } from "../shared/errors.ts";
 
 const complete = {
   SUPABASE_DB_URL: "postgresql://postgres:postgres@127.0.0.1:5432/postgres",
-  SUPABASE_SECRET_KEY: "sb_secret_0123456789abcdef",
+  SUPABASE_SECRET_KEYS: '{"default":"sb_secret_0123456789abcdef"}',
   EVOLUTION_API_URL: "http://127.0.0.1:8080/",
   EVOLUTION_API_KEY: "evo-key",
   WEBHOOK_BASE_URL: "https://app.example/fn/",
@@ -22,10 +22,32 @@ Deno.test("loadConfig() applies defaults and trims trailing slashes", () => {
   assert.equal(c.email, undefined);
 });
 
-Deno.test("loadConfig() accepts SUPABASE_SERVICE_ROLE_KEY for the secret key", () => {
-  const { SUPABASE_SECRET_KEY: _, ...rest } = complete;
-  const c = loadConfig({ ...rest, SUPABASE_SERVICE_ROLE_KEY: "legacy-service-role-key-0123" });
-  assert.equal(c.secretKey, "legacy-service-role-key-0123");
+Deno.test("loadConfig() reads the secret keys as Supabase gives them: a JSON set, the singular key, the legacy key", async (t) => {
+  const { SUPABASE_SECRET_KEYS: _, ...rest } = complete;
+  await t.step("SUPABASE_SECRET_KEYS: every named key, the default one presented by the bundle", () => {
+    const c = loadConfig({ ...rest, SUPABASE_SECRET_KEYS: '{"cron":"sb_secret_b","default":"sb_secret_a"}' });
+    assert.deepEqual(c.secretKeys, { cron: "sb_secret_b", default: "sb_secret_a" });
+    assert.equal(c.secretKey, "sb_secret_a");
+  });
+  await t.step("SUPABASE_SECRET_KEY alone (self-hosted)", () => {
+    const c = loadConfig({ ...rest, SUPABASE_SECRET_KEY: "sb_secret_self" });
+    assert.deepEqual(c.secretKeys, { secret_key: "sb_secret_self" });
+    assert.equal(c.secretKey, "sb_secret_self");
+  });
+  await t.step("the legacy SUPABASE_SERVICE_ROLE_KEY joins the set while it is set", () => {
+    const c = loadConfig({ ...complete, SUPABASE_SERVICE_ROLE_KEY: "eyJlegacy.service.role" });
+    assert.deepEqual(c.secretKeys, { default: "sb_secret_0123456789abcdef", service_role: "eyJlegacy.service.role" });
+    assert.equal(c.secretKey, "sb_secret_0123456789abcdef");
+  });
+  await t.step("no key at all is a start-up error naming SUPABASE_SECRET_KEYS", () => {
+    assert.throws(() => loadConfig(rest), /missing SUPABASE_SECRET_KEYS/);
+    assert.throws(() => loadConfig({ ...rest, SUPABASE_SECRET_KEYS: "{}" }), /missing SUPABASE_SECRET_KEYS/);
+  });
+  await t.step("a set that is not a JSON object of strings is named as invalid", () => {
+    for (const bad of ["{nope", '["sb_secret_a"]', '{"default":5}', '{"default":""}']) {
+      assert.throws(() => loadConfig({ ...rest, SUPABASE_SECRET_KEYS: bad }), /invalid SUPABASE_SECRET_KEYS/, bad);
+    }
+  });
 });
 
 Deno.test("loadConfig() names every missing variable", () => {

@@ -4,10 +4,11 @@ import { z } from "zod";
 import { createFunctionApp, MAX_BODY_BYTES, readJson, requireSecretKey, timingSafeEqual } from "../shared/http.ts";
 
 const KEY = "sb_secret_test_0123456789";
+const CRON_KEY = "sb_secret_cron_9876543210";
 
 function app() {
   const a = createFunctionApp("demo");
-  a.use("*", requireSecretKey(KEY));
+  a.use("*", requireSecretKey({ default: KEY, cron: CRON_KEY }));
   a.post("/", async (c) => c.json(await readJson(c, z.object({ slug: z.string().min(1) }).strict())));
   return a;
 }
@@ -35,8 +36,17 @@ Deno.test("requireSecretKey() accepts apikey or Bearer and refuses anything else
     headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
   });
   assert.equal(ok2.status, 200);
+  const ok3 = await post('{"slug":"a"}', { apikey: CRON_KEY });
+  assert.equal(ok3.status, 200, "any key of the set, not only the default one");
   for (
-    const headers of [{}, { apikey: "wrong" }, { authorization: "Bearer wrong" }, { authorization: KEY }] as Record<
+    const headers of [
+      {},
+      { apikey: "wrong" },
+      { authorization: "Bearer wrong" },
+      { authorization: KEY },
+      { apikey: `${KEY}x` },
+      { apikey: KEY.slice(0, -1) },
+    ] as Record<
       string,
       string
     >[]

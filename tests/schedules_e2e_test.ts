@@ -47,10 +47,12 @@ Deno.test("a scheduled call with a wrong secret key shows up as a 401 in net._ht
   const [{ n: before }] = await sql`select count(*)::int as n from maintenance.job_runs where job = 'weekly-report'`;
   // The key is read from Vault when the command runs; point it at a wrong one for this one call only.
   const id = await sql.begin(async (tx) => {
-    const [{ secret }] = await tx`select secret from vault.secrets where name = 'secret_key' for update`;
-    await tx`update vault.secrets set secret = 'sb_secret_wrong_key_for_test' where name = 'secret_key'`;
+    // Vault's own functions (the secret column is ciphertext: a plain UPDATE would store an undecryptable value)
+    const [{ id, secret }] = await tx`
+      select id, decrypted_secret as secret from vault.decrypted_secrets where name = 'secret_key'`;
+    await tx`select vault.update_secret(${id}, 'sb_secret_wrong_key_for_test')`;
     const [{ invoke_function: requestId }] = await tx.unsafe(await cronCommand("weekly-report"));
-    await tx`update vault.secrets set secret = ${secret} where name = 'secret_key'`;
+    await tx`select vault.update_secret(${id}, ${secret})`;
     return requestId as string;
   });
   const r = await response(id);

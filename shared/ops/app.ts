@@ -54,7 +54,7 @@ export const StatusBody = z.object({ slug: Slug.optional(), limit: z.number().in
 /** Builds the whatsapp-ops app. */
 export function createOpsApp(deps: Deps): Hono {
   const app = createFunctionApp("whatsapp-ops");
-  app.use("*", requireSecretKey(deps.config.secretKey));
+  app.use("*", requireSecretKey(deps.config.secretKeys, { supabaseUrl: deps.config.supabaseUrl }));
   // Evolution calls are logged through a buffer: write it before answering.
   app.use("*", async (_c, next) => {
     try {

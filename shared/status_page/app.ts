@@ -10,7 +10,8 @@ import type { Context, Hono, MiddlewareHandler } from "hono";
 import { z } from "zod";
 import type { Deps } from "../deps.ts";
 import { UnauthorizedError } from "../errors.ts";
-import { createFunctionApp, describeIssues, presentedKeys, timingSafeEqual } from "../http.ts";
+import type { KeySet } from "../config.ts";
+import { createFunctionApp, describeIssues, matchSecretKey, presentedKeys, timingSafeEqual } from "../http.ts";
 import { loadStatus } from "./data.ts";
 import { renderPage } from "./render.ts";
 
@@ -35,16 +36,23 @@ export const PAGE_HEADERS: Record<string, string> = {
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
 };
 
-/** Middleware: 401 unless the request carries the secret key or the read-only status page token. */
-export function requireStatusAccess(secretKey: string, statusPageToken?: string): MiddlewareHandler {
-  const accepted = [secretKey, statusPageToken].filter((k): k is string => Boolean(k));
+/**
+ * Middleware: 401 unless the request carries one of the secret keys (checked by {@link matchSecretKey}) or the
+ * read-only status page token, in any of the accepted places.
+ */
+export function requireStatusAccess(
+  secretKeys: KeySet,
+  statusPageToken?: string,
+  options: { supabaseUrl?: string } = {},
+): MiddlewareHandler {
   return async (c, next) => {
     const presented = [
       ...presentedKeys(c.req.raw),
       c.req.header(STATUS_TOKEN_HEADER)?.trim(),
       c.req.query("token")?.trim(),
     ].filter((k): k is string => Boolean(k));
-    const ok = presented.some((p) => accepted.some((a) => timingSafeEqual(p, a)));
+    const ok = (statusPageToken !== undefined && presented.some((p) => timingSafeEqual(p, statusPageToken))) ||
+      (await matchSecretKey(presented, secretKeys, options)) !== null;
     if (!ok) {
       throw new UnauthorizedError(
         "The status page needs a token: open it with ?token=<STATUS_PAGE_TOKEN>, or send the secret key as 'apikey' or 'Authorization: Bearer'",
@@ -71,7 +79,10 @@ async function page(deps: Deps, c: Context) {
 /** Builds the status-page app. */
 export function createStatusPageApp(deps: Deps): Hono {
   const app = createFunctionApp("status-page");
-  app.use("*", requireStatusAccess(deps.config.secretKey, deps.config.statusPageToken));
+  app.use(
+    "*",
+    requireStatusAccess(deps.config.secretKeys, deps.config.statusPageToken, { supabaseUrl: deps.config.supabaseUrl }),
+  );
   app.get("/", (c) => page(deps, c));
   app.get("", (c) => page(deps, c));
   return app;

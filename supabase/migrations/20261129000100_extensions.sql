@@ -1,13 +1,9 @@
--- why: the scheduler (pg_cron) and the outbound HTTP queue (pg_net) drive every scheduled job. On a Supabase project
--- both are available extensions; locally pg_net is a dev stand-in installed before migrations, so it is created
--- here only where the real one exists (never a hard dependency on the stand-in).
+-- why: the scheduler (pg_cron), the outbound HTTP queue (pg_net) and the secret store (supabase_vault) drive every
+-- scheduled job. On a Supabase project `postgres` runs these through supautils, which creates each extension as
+-- the platform's superuser; where they exist already (enabled in the dashboard, or the local stack, which creates
+-- them as supabase_admin like the platform does) these are no-ops.
 create schema if not exists extensions;
 create extension if not exists pgcrypto with schema extensions;
 create extension if not exists pg_cron;
-do $$
-begin
-  if exists (select 1 from pg_available_extensions where name = 'pg_net')
-     and not exists (select 1 from pg_namespace where nspname = 'net') then
-    create extension if not exists pg_net with schema extensions;
-  end if;
-end $$;
+create extension if not exists pg_net with schema extensions;
+create extension if not exists supabase_vault;

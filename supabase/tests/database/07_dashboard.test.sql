@@ -71,7 +71,7 @@ select ok(maintenance.cron_next_run('61 * * * *', now()) is null and maintenance
   and maintenance.cron_next_run('* * *', now()) is null, 'an invalid or impossible schedule gives null');
 
 -- job health: last success, next due and missed, as of a fixed time (npm test pauses the schedules; resume them here)
-update cron.job set active = true where jobname like 'canais-%';
+select cron.alter_job(jobid, active := true) from cron.job where jobname like 'canais-%';
 insert into maintenance.job_runs (job, status, started_at, finished_at, duration_ms, trigger) values
   ('health-check', 'healthy', '2029-12-31 23:00Z', '2029-12-31 23:00:01Z', 1000, 'test'),
   ('health-check', 'error', '2029-12-31 23:30Z', '2029-12-31 23:30:01Z', 1000, 'test');

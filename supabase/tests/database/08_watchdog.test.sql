@@ -12,9 +12,12 @@ delete from maintenance.job_runs where job = 'health-check';
 update maintenance.watchdog_state set firing_since = null, last_notified_at = null;
 insert into maintenance.job_watch (jobname, first_seen_at) values ('canais-health-check', now() - interval '2 days')
   on conflict (jobname) do update set first_seen_at = excluded.first_seen_at;
-update cron.job set active = true where jobname = 'canais-health-check';
-insert into vault.secrets (name, secret) values ('slack_webhook_url', 'http://127.0.0.1:9/slack-watchdog-test')
-  on conflict (name) do update set secret = excluded.secret;
+select cron.alter_job(jobid, active := true) from cron.job where jobname = 'canais-health-check';
+do $$ begin  -- through Vault's functions: the stored secret is ciphertext
+  perform vault.update_secret(id, 'http://127.0.0.1:9/slack-watchdog-test') from vault.secrets
+  where name = 'slack_webhook_url';
+  if not found then perform vault.create_secret('http://127.0.0.1:9/slack-watchdog-test', 'slack_webhook_url'); end if;
+end $$;
 insert into maintenance.job_runs (job, status, started_at, finished_at)
 values ('health-check', 'healthy', now() - interval '1 hour', now() - interval '1 hour');
 
