@@ -2,12 +2,12 @@
  * @module
  * The real Supabase pieces the local stack needs and Debian does not package: pg_net 0.20.5 and supabase_vault 0.3.1
  * (built from their pinned source releases and installed into the system's Postgres 15), and Supabase's own role,
- * grant and extension set-up SQL (unpacked into `.local/sources/`, read by dev/stack.ts when it creates a cluster).
+ * grant and extension set-up SQL (unpacked into the user's cache, read by dev/stack.ts when it creates a cluster).
  *
  * Where a source comes from, in order:
  * 1. `$CANAIS_MIRROR_DIR/<archive>`: an offline mirror (CI points it at a folder holding the three archives); the
  *    file's sha256 must equal the pinned one.
- * 2. `.local/sources/<archive>`: a copy downloaded earlier.
+ * 2. `~/.cache/canais-sources/<archive>`: a copy downloaded earlier.
  * 3. The pinned GitHub URL. GitHub's tarball is not byte-identical to a `git archive` of the same tag, so a download
  *    is verified by its contents instead: the digest of every file it holds (see {@link treeDigest}).
  * Every archive, wherever it came from, is also checked by that content digest after unpacking, so a mirror file
@@ -17,7 +17,6 @@
  *   deno run -A dev/extensions.ts ensure     build + install what is missing (root), unpack the role SQL
  *   deno run -A dev/extensions.ts status     what is installed, as JSON
  */
-import { ROOT } from "./paths.ts";
 
 /** One pinned source release. */
 export interface Source {
@@ -26,7 +25,7 @@ export interface Source {
   /** The release tag (or commit) the archive was made from. */
   tag: string;
   commit: string;
-  /** File name in the mirror and in `.local/sources/`. */
+  /** File name in the mirror and in the download cache. */
   archive: string;
   /** sha256 of the mirror's archive file (a `git archive` of the tag). */
   archiveSha256: string;
@@ -103,10 +102,17 @@ export const BUILD_PACKAGES = [
 ];
 
 const PG_BIN = "/usr/lib/postgresql/15/bin";
-const SOURCES_DIR = `${ROOT}/.local/sources`;
+
+/**
+ * Downloads and the unpacked role SQL live in the user's cache, not in a clone: every clone on the machine shares
+ * them (as every clone shares the installed extensions), so a fresh clone needs no source once one was had.
+ */
+const SOURCES_DIR = `${Deno.env.get("XDG_CACHE_HOME") || `${Deno.env.get("HOME") || "/root"}/.cache`}/canais-sources`;
 
 /** Where the role SQL is unpacked (dev/stack.ts reads it from here). */
-export const ROLES_DIR = `${SOURCES_DIR}/supabase-postgres-roles`;
+export const ROLES_DIR = `${SOURCES_DIR}/supabase-postgres-roles-${
+  SOURCES.find((s) => !s.extversion)!.commit.slice(0, 12)
+}`;
 
 async function sha256Hex(data: Uint8Array): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>);
@@ -266,7 +272,8 @@ async function ensureBuildPackages(log: (m: string) => void) {
 /** Builds one extension from its pinned source with PGXS and installs it (needs root for the system folders). */
 async function build(s: Source, log: (m: string) => void) {
   const archive = await locate(s, log);
-  const tree = await unpack(s, archive, `${SOURCES_DIR}/build-${s.name}`);
+  const buildDir = await Deno.makeTempDir({ prefix: `canais-build-${s.name}-` });
+  const tree = await unpack(s, archive, buildDir);
   if (Deno.uid() !== 0) {
     throw new Error(
       `Cannot install ${s.name} into the system's Postgres as this is not root: cd ${tree} && sudo make install`,
@@ -278,7 +285,7 @@ async function build(s: Source, log: (m: string) => void) {
   await run("make", ["-s", "install"], { cwd: tree, env });
   await Deno.writeTextFile(await stampPath(s.name), stampText(s));
   log(`built and installed ${s.name} ${s.tag} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-  await Deno.remove(`${SOURCES_DIR}/build-${s.name}`, { recursive: true }).catch(() => {});
+  await Deno.remove(buildDir, { recursive: true }).catch(() => {});
 }
 
 /** Unpacks Supabase's role SQL into {@link ROLES_DIR} unless it is there from the pinned source already. */
@@ -286,7 +293,8 @@ async function ensureRoles(s: Source, log: (m: string) => void) {
   const stamp = `${ROLES_DIR}/.canais-source`;
   if ((await exists(stamp)) && (await Deno.readTextFile(stamp)) === stampText(s)) return;
   const archive = await locate(s, log);
-  const tree = await unpack(s, archive, `${SOURCES_DIR}/unpack-roles`);
+  const unpackDir = await Deno.makeTempDir({ prefix: "canais-roles-" });
+  const tree = await unpack(s, archive, unpackDir);
   await Deno.remove(ROLES_DIR, { recursive: true }).catch(() => {});
   for (const f of s.files ?? []) {
     const dir = f.includes("/") ? f.slice(0, f.lastIndexOf("/")) : "";
@@ -294,8 +302,8 @@ async function ensureRoles(s: Source, log: (m: string) => void) {
     await Deno.copyFile(`${tree}/${f}`, `${ROLES_DIR}/${f}`);
   }
   await Deno.writeTextFile(stamp, stampText(s));
-  await Deno.remove(`${SOURCES_DIR}/unpack-roles`, { recursive: true }).catch(() => {});
-  log(`unpacked Supabase's role set-up SQL (${s.commit.slice(0, 12)}) into .local/sources/`);
+  await Deno.remove(unpackDir, { recursive: true }).catch(() => {});
+  log(`unpacked Supabase's role set-up SQL (${s.commit.slice(0, 12)}) into ${ROLES_DIR}`);
 }
 
 /** Makes sure pg_net and supabase_vault are installed from their pinned sources and the role SQL is unpacked. */

@@ -3,6 +3,7 @@
  * `/functions/v1/<name>` on one port. Each entrypoint is imported as is; its `Deno.serve(handler)` call is
  * captured instead of opening a port, so the very same code runs here and on Supabase. A function whose
  * entrypoint fails to boot answers 503 with the boot error (as the edge runtime does), the others keep serving.
+ * `EdgeRuntime.waitUntil` is provided as on Supabase.
  */
 import { fromFileUrl, toFileUrl } from "./paths.ts";
 
@@ -12,6 +13,23 @@ const port = Number(Deno.env.get("FUNCTIONS_PORT") ?? "54321");
 const root = fromFileUrl(new URL("../supabase/functions/", import.meta.url));
 const handlers = new Map<string, Handler>();
 const bootErrors = new Map<string, string>();
+
+// What the edge runtime gives a function besides Deno: `EdgeRuntime.waitUntil(promise)` keeps work going after the
+// answer has gone out. Here the process stays up anyway; the promises are tracked so a stop (SIGTERM) lets them
+// finish first (for a few seconds, as the runtime lets background work finish before an isolate goes away).
+const background = new Set<Promise<unknown>>();
+(globalThis as { EdgeRuntime?: unknown }).EdgeRuntime = {
+  waitUntil(promise: Promise<unknown>) {
+    const tracked = Promise.resolve(promise).catch(() => {}).finally(() => background.delete(tracked));
+    background.add(tracked);
+  },
+};
+Deno.addSignalListener("SIGTERM", async () => {
+  if (background.size) {
+    await Promise.race([Promise.all(background), new Promise((r) => setTimeout(r, 4000))]);
+  }
+  Deno.exit(0);
+});
 
 const realServe = Deno.serve;
 let loading = "";

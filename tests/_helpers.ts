@@ -3,10 +3,12 @@
  * Test helpers: the throwaway stack started by `npm test` (its URLs and keys), a SQL client on its database,
  * unique tenant slugs, and deps/config built for in-process job tests.
  */
+import assert from "node:assert/strict";
 import postgres from "postgres";
 import { type Config, loadConfig } from "../shared/config.ts";
 import { buildDeps, type Deps } from "../shared/deps.ts";
 import { configEnv, type StackInfo } from "../dev/stack.ts";
+import { ROOT } from "../dev/paths.ts";
 
 /** The running test stack's info (from CANAIS_STACK_FILE, set by `npm test`). */
 export function stack(): StackInfo {
@@ -116,4 +118,97 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** pg_net's answer to a request (waits for it). */
+export async function netResponse(requestId: string | number, timeoutMs = 15_000) {
+  return await waitFor(`pg_net's answer to request ${requestId}`, async () => {
+    const [r] = await testSql()<
+      { status_code: number | null; content: string | null; error_msg: string | null; created: Date }[]
+    >`select status_code, content, error_msg, created from net._http_response where id = ${requestId}`;
+    return r;
+  }, timeoutMs);
+}
+
+/** A job run once it has finished (waits while it is `running`). */
+export async function finishedRun(runId: string, timeoutMs = 60_000) {
+  return await waitFor(`run ${runId} to finish`, async () => {
+    const [r] = await testSql()<
+      { job: string; status: string; trigger: string; report: Record<string, unknown>; finished_at: Date | null }[]
+    >`select job, status, trigger, report, finished_at from maintenance.job_runs where id = ${runId}`;
+    return r && r.status !== "running" ? r : null;
+  }, timeoutMs);
+}
+
+/**
+ * A scheduled call as pg_cron makes it, followed to its end: pg_net's answer (a scheduled call is answered
+ * `202 {job, runId, status: "running"}` at once) and the run it started, once finished.
+ */
+export async function followScheduledCall(requestId: string | number, job: string) {
+  const answer = await netResponse(requestId);
+  assert.equal(answer.status_code, 202, `${job}: ${answer.content ?? answer.error_msg}`);
+  const body = JSON.parse(answer.content!);
+  assert.deepEqual(Object.keys(body).sort(), ["job", "runId", "status"]);
+  assert.equal(body.job, job);
+  assert.equal(body.status, "running");
+  return { answer, runId: String(body.runId), run: await finishedRun(String(body.runId)) };
+}
+
+/** A functions router of a test's own: a separate process, like an isolate the platform may replace at any time. */
+export interface Router {
+  port: number;
+  /** `http://127.0.0.1:<port>/functions/v1` */
+  functionsUrl: string;
+  health: { functions: string[]; bootErrors: Record<string, string> };
+  /** Stops it: SIGTERM (background work gets a few seconds) or SIGKILL (an isolate that dies mid-run). */
+  stop(signal?: "SIGTERM" | "SIGKILL"): Promise<string>;
+}
+
+/**
+ * Starts dev/functions_router.ts on `port` with the stack's function environment (configEnv) overridden by `env`,
+ * and waits until it serves. Nothing of the test process's environment leaks in.
+ */
+export async function startRouter(port: number, env: Record<string, string> = {}): Promise<Router> {
+  const child = new Deno.Command(`${ROOT}/node_modules/.bin/deno`, {
+    args: ["run", "-A", "--quiet", "dev/functions_router.ts"],
+    cwd: ROOT,
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "/root",
+      DENO_TLS_CA_STORE: "system",
+      DENO_NO_UPDATE_CHECK: "1",
+      ...configEnv(stack()),
+      ...env,
+      FUNCTIONS_PORT: String(port),
+    },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const base = `http://127.0.0.1:${port}`;
+  const output = child.output().then((o) => new TextDecoder().decode(o.stderr));
+  const stop = (signal: "SIGTERM" | "SIGKILL" = "SIGTERM") => {
+    try {
+      child.kill(signal);
+    } catch { /* gone already */ }
+    return output;
+  };
+  try {
+    const health = await waitFor(`the functions router on :${port}`, async () => {
+      const res = await fetch(`${base}/_stack/health`).catch(() => null);
+      return res?.ok ? await res.json() as Router["health"] : null;
+    }, 30_000);
+    return { port, functionsUrl: `${base}/functions/v1`, health, stop };
+  } catch (error) {
+    throw new Error(`${(error as Error).message}: ${await stop("SIGKILL")}`);
+  }
+}
+
+/** Points the scheduled calls (Vault's `project_url`) at another functions URL until `restore()`. */
+export async function pointScheduledCallsAt(functionsUrl: string): Promise<{ restore(): Promise<void> }> {
+  const sql = testSql();
+  const [{ id, url }] = await sql<{ id: string; url: string }[]>`
+    select id, decrypted_secret as url from vault.decrypted_secrets where name = 'project_url'`;
+  await sql`select vault.update_secret(${id}, ${functionsUrl.replace(/\/functions\/v1$/, "")})`;
+  return { restore: async () => void await sql`select vault.update_secret(${id}, ${url})` };
 }

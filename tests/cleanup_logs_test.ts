@@ -118,7 +118,7 @@ Deno.test("cleanupLogs() purges in batches and leaves the rest to the next run w
   assert.equal((await logsOf(slug)).length, 1, "only the recent row is left");
 });
 
-Deno.test("cleanupLogs() applies the retention policies: sessions, pg_cron history, pg_net responses, job runs", async () => {
+Deno.test("cleanupLogs() applies the retention policies: sessions, pg_cron history, scheduled calls, job runs", async () => {
   const sql = testSql();
   const { tenantId } = await createTenant({ prefix: "cl" });
   const now = new Date();
@@ -134,9 +134,10 @@ Deno.test("cleanupLogs() applies the retention policies: sessions, pg_cron histo
     values (0, 0, 'postgres', 'postgres', 'select 1', 'succeeded', '1 row', ${ago(8 * DAY)}, ${ago(8 * DAY)}),
            (0, 0, 'postgres', 'postgres', 'select 1', 'succeeded', '1 row', ${ago(6 * DAY)}, ${ago(6 * DAY)})
     returning runid`;
-  const netIds = [-Math.floor(Math.random() * 1e12) - 1, -Math.floor(Math.random() * 1e12) - 1];
-  await sql`insert into net._http_response (id, status_code, created)
-    values (${netIds[0]}, 200, ${ago(4 * DAY)}), (${netIds[1]}, 200, ${ago(DAY)})`;
+  const callIds = [-Math.floor(Math.random() * 1e12) - 1, -Math.floor(Math.random() * 1e12) - 1];
+  await sql`insert into maintenance.scheduled_calls (request_id, job, requested_at, settled_at)
+    values (${callIds[0]}, 'health-check', ${ago(31 * DAY)}, ${ago(31 * DAY)}),
+           (${callIds[1]}, 'health-check', ${ago(29 * DAY)}, ${ago(29 * DAY)})`;
   const [oldRun, newRun] = await sql<{ id: string }[]>`
     insert into maintenance.job_runs (job, status, started_at, trigger)
     values ('health-check', 'ok', ${ago(91 * DAY)}, 'test'), ('health-check', 'ok', ${ago(89 * DAY)}, 'test')
@@ -155,12 +156,13 @@ Deno.test("cleanupLogs() applies the retention policies: sessions, pg_cron histo
   );
   const cron = await sql`select runid from cron.job_run_details where runid in (${oldCron.runid}, ${newCron.runid})`;
   assert.deepEqual(cron.map((r) => String(r.runid)), [String(newCron.runid)], "pg_cron history older than 7 days went");
-  const net = await sql`select id from net._http_response where id in (${netIds[0]}, ${netIds[1]})`;
-  assert.deepEqual(net.map((r) => Number(r.id)), [netIds[1]], "pg_net responses older than 3 days went");
+  const calls = await sql`
+    select request_id from maintenance.scheduled_calls where request_id in (${callIds[0]}, ${callIds[1]})`;
+  assert.deepEqual(calls.map((r) => Number(r.request_id)), [callIds[1]], "scheduled calls older than 30 days went");
   const runs = await sql`select id from maintenance.job_runs where id in (${oldRun.id}, ${newRun.id})`;
   assert.deepEqual(runs.map((r) => r.id), [newRun.id], "job runs older than 90 days went");
   const deleted = run.report.deleted as Record<string, number>;
-  for (const table of ["public.tenant_sessions_audit", "cron.job_run_details", "net._http_response"]) {
+  for (const table of ["public.tenant_sessions_audit", "cron.job_run_details", "maintenance.scheduled_calls"]) {
     assert.ok(deleted[table] >= 1, `${table} is counted in the report`);
   }
   assert.ok(

@@ -1,6 +1,7 @@
-// The scheduled path end to end: cron command → pg_net stand-in (after commit) → function → job_runs row.
+// The scheduled path end to end, with the real pg_net: cron command → pg_net (after commit) → function (202 at once)
+// → the run in the background → job_runs row.
 import assert from "node:assert/strict";
-import { stack, testSql, waitFor } from "./_helpers.ts";
+import { followScheduledCall, stack, testSql, waitFor } from "./_helpers.ts";
 
 Deno.test("cron command of every scheduled job reaches its function and leaves a job_runs row", async () => {
   const sql = testSql();
@@ -13,18 +14,14 @@ Deno.test("cron command of every scheduled job reaches its function and leaves a
       select count(*)::int as n from maintenance.job_runs where job = ${job} and trigger = 'cron'`;
     // Run the command as pg_cron does: one statement in its own transaction.
     const [{ invoke_function: requestId }] = await sql.unsafe(command);
-    const response = await waitFor(`the response to ${job}`, async () => {
-      const [r] = await sql<{ status_code: number; content: string }[]>`
-        select status_code, content from net._http_response where id = ${requestId}`;
-      return r;
-    });
-    assert.equal(response.status_code, 200, `${job} answered ${response.status_code}: ${response.content}`);
-    const body = JSON.parse(response.content);
-    assert.equal(body.job, job);
-    const [row] = await sql`select job, status, trigger from maintenance.job_runs where id = ${body.runId}`;
-    assert.equal(row.job, job);
-    assert.equal(row.trigger, "cron");
-    assert.equal(row.status, body.status);
+    const { run, runId } = await followScheduledCall(requestId, job);
+    assert.equal(run.job, job);
+    assert.equal(run.trigger, "cron");
+    assert.notEqual(run.status, "error", `${job}: ${JSON.stringify(run.report).slice(0, 300)}`);
+    await sql`select maintenance.collect_scheduled_calls()`; // what the next scheduled call or dead-man check does
+    const [call] =
+      await sql`select job, status_code, run_id from maintenance.scheduled_calls where request_id = ${requestId}`;
+    assert.deepEqual({ ...call }, { job, status_code: 202, run_id: runId }, "the call and its answer are recorded");
     const [{ n: after }] = await sql<{ n: number }[]>`
       select count(*)::int as n from maintenance.job_runs where job = ${job} and trigger = 'cron'`;
     assert.equal(after, before + 1, `one new cron run of ${job}`);

@@ -2,7 +2,7 @@
 // cron.job command): the cleanup and weekly-report commands produce their real reports through pg_net with the key
 // from Vault, and a call made with a wrong key is visible as a 401 in net._http_response with no run recorded.
 import assert from "node:assert/strict";
-import { testSql, waitFor } from "./_helpers.ts";
+import { followScheduledCall, testSql, waitFor } from "./_helpers.ts";
 
 async function response(requestId: string | number) {
   return await waitFor(`the response to request ${requestId}`, async () => {
@@ -23,21 +23,20 @@ Deno.test("cron commands of cleanup-logs and weekly-report run the real jobs and
   for (const job of ["cleanup-logs", "weekly-report"]) {
     // as pg_cron runs it: the command text, one statement in its own transaction
     const [{ invoke_function: id }] = await sql.unsafe(await cronCommand(job));
-    const r = await response(id);
-    assert.equal(r.status_code, 200, `${job}: ${r.content ?? r.error_msg}`);
-    const body = JSON.parse(r.content!);
-    const [run] = await sql`select job, status, trigger, report from maintenance.job_runs where id = ${body.runId}`;
+    const { run } = await followScheduledCall(id, job);
+    // deno-lint-ignore no-explicit-any
+    const report = run.report as any;
     assert.equal(run.job, job);
     assert.equal(run.trigger, "cron");
-    assert.equal(run.status, "ok", JSON.stringify(run.report));
+    assert.equal(run.status, "ok", JSON.stringify(report));
     if (job === "cleanup-logs") {
-      assert.equal(run.report.dryRun, false, "the scheduled purge is not a dry run");
-      assert.ok("public.api_logs" in run.report.deleted);
-      assert.equal(typeof run.report.remaining, "boolean");
+      assert.equal(report.dryRun, false, "the scheduled purge is not a dry run");
+      assert.ok("public.api_logs" in report.deleted);
+      assert.equal(typeof report.remaining, "boolean");
     } else {
-      assert.equal(run.report.period.days, 7, "the scheduled report covers the last 7 days");
-      assert.ok(["normal", "slow_api", "high_error_rate"].includes(run.report.diagnosis));
-      assert.equal(typeof run.report.performance.totalRequests, "number");
+      assert.equal(report.period.days, 7, "the scheduled report covers the last 7 days");
+      assert.ok(["normal", "slow_api", "high_error_rate"].includes(report.diagnosis));
+      assert.equal(typeof report.performance.totalRequests, "number");
     }
   }
 });

@@ -4,8 +4,7 @@
 // included.
 import assert from "node:assert/strict";
 import { configEnv } from "../dev/stack.ts";
-import { ROOT } from "../dev/paths.ts";
-import { stack, waitFor } from "./_helpers.ts";
+import { stack, startRouter } from "./_helpers.ts";
 
 const KEYS = { default: "sb_secret_a", cron: "sb_secret_b" };
 
@@ -19,35 +18,13 @@ function probe(name: string): { method: string; path: string; body?: string; ok:
 
 Deno.test("every function started with only SUPABASE_SECRET_KEYS accepts each named key and 401s any other", async () => {
   const s = stack();
-  const port = Number(new URL(s.functionsUrl).port) + 40; // a port of this test's own, beside the stack's
-  const env: Record<string, string> = {
-    PATH: Deno.env.get("PATH") ?? "",
-    HOME: Deno.env.get("HOME") ?? "/root",
-    DENO_TLS_CA_STORE: "system",
-    ...configEnv(s),
-    SUPABASE_SECRET_KEYS: JSON.stringify(KEYS),
-    FUNCTIONS_PORT: String(port),
-  };
-  assert.equal(env.SUPABASE_SECRET_KEY, undefined);
-  assert.equal(env.SUPABASE_SERVICE_ROLE_KEY, undefined);
-  const child = new Deno.Command(`${ROOT}/node_modules/.bin/deno`, {
-    args: ["run", "-A", "--quiet", "dev/functions_router.ts"],
-    cwd: ROOT,
-    env,
-    clearEnv: true,
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const base = `http://127.0.0.1:${port}`;
+  const env = { ...configEnv(s), SUPABASE_SECRET_KEYS: JSON.stringify(KEYS) };
+  assert.equal("SUPABASE_SECRET_KEY" in env || "SUPABASE_SERVICE_ROLE_KEY" in env, false, "no singular, no legacy key");
+  const router = await startRouter(Number(new URL(s.functionsUrl).port) + 40, env);
   try {
-    const health = await waitFor("the functions router", async () => {
-      const res = await fetch(`${base}/_stack/health`).catch(() => null);
-      return res?.ok ? await res.json() as { functions: string[]; bootErrors: Record<string, string> } : null;
-    }, 30_000);
-    assert.deepEqual(health.bootErrors, {}, "every function boots with only SUPABASE_SECRET_KEYS");
-    const functions = health.functions;
-    const keyed = functions.filter((f) => f !== "whatsapp-webhook"); // the webhook takes per-tenant tokens only
-    assert.ok(keyed.length >= 7, `functions: ${functions.join(", ")}`);
+    assert.deepEqual(router.health.bootErrors, {}, "every function boots with only SUPABASE_SECRET_KEYS");
+    const keyed = router.health.functions.filter((f) => f !== "whatsapp-webhook"); // per-tenant tokens only
+    assert.ok(keyed.length >= 7, `functions: ${router.health.functions.join(", ")}`);
     const refused: [string, Record<string, string>][] = [
       ["no key", {}],
       ["another sb_secret key", { apikey: "sb_secret_c" }],
@@ -59,7 +36,7 @@ Deno.test("every function started with only SUPABASE_SECRET_KEYS accepts each na
     for (const name of keyed) {
       const p = probe(name);
       const call = async (headers: Record<string, string>) => {
-        const res = await fetch(`${base}/functions/v1/${name}${p.path}`, {
+        const res = await fetch(`${router.functionsUrl}/${name}${p.path}`, {
           method: p.method,
           headers: { "content-type": "application/json", ...headers },
           body: p.body,
@@ -79,9 +56,7 @@ Deno.test("every function started with only SUPABASE_SECRET_KEYS accepts each na
       }
     }
   } finally {
-    child.kill("SIGTERM");
-    const out = await child.output();
-    const err = new TextDecoder().decode(out.stderr);
-    assert.doesNotMatch(err, /sb_secret_a|sb_secret_b/, "the keys never reach the function log");
+    const log = await router.stop();
+    assert.doesNotMatch(log, /sb_secret_a|sb_secret_b/, "the keys never reach the function log");
   }
 });

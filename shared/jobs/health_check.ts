@@ -17,7 +17,7 @@ import { channelsFor } from "../alerts/channels.ts";
 import { drainOutbox } from "../alerts/outbox.ts";
 import { type AlertCandidate, evaluateAlerts, type PlatformAlertKind } from "../alerts/lifecycle.ts";
 import { deadManCheck } from "../alerts/deadman.ts";
-import type { JobDefinition, JobOutcome, JobStatus, Trigger } from "./runner.ts";
+import type { Carry, JobDefinition, JobOutcome, JobStatus, Trigger } from "./runner.ts";
 
 /** Input accepted by `health-check`: optionally only some tenants (then alerts of other tenants are left as they are). */
 export const HealthCheckInput = z.object({
@@ -225,41 +225,63 @@ function stateResult(
   };
 }
 
-/** Process-level memory of a database outage (the database cannot record it): notify once per repeat interval. */
-const databaseOutage: { since: Date | null; notifiedAt: Date | null } = { since: null, notifiedAt: null };
+/**
+ * What is known of a database outage the database itself cannot record. Between scheduled calls it travels in the
+ * call's answer ({@link Carry}: pg_net keeps the answer, `maintenance.invoke_function` hands it to the next call),
+ * so a replaced isolate still knows; a long-lived isolate also keeps it here, for calls that carry nothing (the CLI).
+ */
+let outageMemory: { since: Date; notifiedAt: Date | null } | null = null;
 const DATABASE_REPEAT_MS = 4 * 3600_000;
 
-/** Called by the runner when the database is unreachable: alert directly on every channel (no outbox). */
-export async function onDatabaseUnavailable(deps: Deps, error: unknown): Promise<Record<string, unknown>> {
-  const now = deps.now();
-  databaseOutage.since ??= now;
-  const due = !databaseOutage.notifiedAt || now.getTime() - databaseOutage.notifiedAt.getTime() >= DATABASE_REPEAT_MS;
-  if (!due) return { databaseDown: { since: databaseOutage.since.toISOString(), notified: false } };
-  const notifier = deps.notify.sendDirect ? deps.notify : null;
-  const message = {
-    severity: "critical" as const,
-    title: `${databaseOutage.notifiedAt ? "[FIRING, still]" : "[FIRING]"} Database unreachable`,
-    text: `health-check cannot reach the database: ${errorMessage(error)}. Jobs cannot record runs or alerts.`,
-    fields: { alert: "database_down", since: databaseOutage.since.toISOString() },
-  };
-  const sent = notifier?.sendDirect ? await notifier.sendDirect(message) : [];
-  databaseOutage.notifiedAt = now;
-  return { databaseDown: { since: databaseOutage.since.toISOString(), notified: true, channels: sent } };
+function outageFrom(carry: Carry | undefined): { since: Date; notifiedAt: Date | null } | null {
+  const o = carry?.databaseOutage;
+  if (o) return { since: new Date(o.since), notifiedAt: o.notifiedAt ? new Date(o.notifiedAt) : null };
+  return outageMemory ? { ...outageMemory } : null;
 }
 
-async function databaseRecovered(deps: Deps): Promise<boolean> {
-  if (!databaseOutage.since) return false;
-  const since = databaseOutage.since;
-  const notified = databaseOutage.notifiedAt;
-  databaseOutage.since = null;
-  databaseOutage.notifiedAt = null;
-  if (!notified) return false;
+/**
+ * Called by the runner when the database is unreachable: alert directly on every channel (no outbox), once, then
+ * again only every {@link DATABASE_REPEAT_MS}; the outage is handed to the next scheduled call.
+ */
+export async function onDatabaseUnavailable(
+  deps: Deps,
+  error: unknown,
+  carry?: Carry,
+): Promise<{ report: Record<string, unknown>; carry: Carry }> {
+  const now = deps.now();
+  const outage = outageFrom(carry) ?? { since: now, notifiedAt: null };
+  const due = !outage.notifiedAt || now.getTime() - outage.notifiedAt.getTime() >= DATABASE_REPEAT_MS;
+  let channels: Array<{ channel: string; ok: boolean; error?: string }> = [];
+  if (due) {
+    channels = deps.notify.sendDirect
+      ? await deps.notify.sendDirect({
+        severity: "critical",
+        title: `${outage.notifiedAt ? "[FIRING, still]" : "[FIRING]"} Database unreachable`,
+        text: `health-check cannot reach the database: ${errorMessage(error)}. Jobs cannot record runs or alerts.`,
+        fields: { alert: "database_down", since: outage.since.toISOString() },
+      })
+      : [];
+    outage.notifiedAt = now;
+  }
+  outageMemory = outage;
+  const handover = { since: outage.since.toISOString(), notifiedAt: outage.notifiedAt?.toISOString() ?? null };
+  return {
+    report: { databaseDown: { since: handover.since, notified: due, ...(due ? { channels } : {}) } },
+    carry: { databaseOutage: handover },
+  };
+}
+
+/** The database answers again: say so once (through the outbox, deduplicated by the outage's start). */
+async function databaseRecovered(deps: Deps, carry: Carry | undefined): Promise<boolean> {
+  const outage = outageFrom(carry);
+  outageMemory = null;
+  if (!outage?.notifiedAt) return false;
   await deps.notify.send({
     severity: "info",
     title: "[RESOLVED] Database unreachable",
-    text: `The database is reachable again (unreachable since ${since.toISOString()}).`,
+    text: `The database is reachable again (unreachable since ${outage.since.toISOString()}).`,
     fields: { alert: "database_down", status: "resolved" },
-    dedupeKey: `database_down:resolved:${since.toISOString()}`,
+    dedupeKey: `database_down:resolved:${outage.since.toISOString()}`,
   });
   return true;
 }
@@ -313,7 +335,7 @@ async function listOtherServers(
 /** Runs one health check (the logic of the `health-check` job). */
 export async function runHealthCheck(
   deps: Deps,
-  ctx: { runId: string; input: HealthCheckInput; trigger?: Trigger },
+  ctx: { runId: string; input: HealthCheckInput; trigger?: Trigger; carry?: Carry },
 ): Promise<JobOutcome> {
   const { sql } = deps;
   const at = deps.now();
@@ -325,7 +347,7 @@ export async function runHealthCheck(
     checkDatabase(deps),
     checkSupabase(deps),
   ]);
-  const databaseRecoveredNow = await databaseRecovered(deps).catch(() => false);
+  const databaseRecoveredNow = await databaseRecovered(deps, ctx.carry).catch(() => false);
 
   const [settings] = await sql<{ concurrency: number }[]>`
     select coalesce((maintenance.setting('health_check_concurrency') #>> '{}')::int, 8) as concurrency`;
@@ -472,5 +494,5 @@ export const healthCheck: JobDefinition<typeof HealthCheckInput> = {
   input: HealthCheckInput,
   leaseSeconds: 240,
   onDatabaseUnavailable,
-  run: ({ deps, input, runId, trigger }) => runHealthCheck(deps, { runId, input, trigger }),
+  run: ({ deps, input, runId, trigger, carry }) => runHealthCheck(deps, { runId, input, trigger, carry }),
 };

@@ -20,6 +20,19 @@ export type JobName = z.infer<typeof JobName>;
 export const Trigger = z.enum(["cron", "manual", "cli", "start", "test", "bench"]);
 export type Trigger = z.infer<typeof Trigger>;
 
+/**
+ * What one scheduled call hands over to the next scheduled call of the same job, through pg_net's record of its
+ * answer (`maintenance.invoke_function` reads it back): state that must survive the isolate, for the one case where
+ * the database cannot hold it: a database the function cannot reach.
+ */
+export const Carry = z.object({
+  databaseOutage: z.object({
+    since: z.iso.datetime({ offset: true }),
+    notifiedAt: z.iso.datetime({ offset: true }).nullable(),
+  }).strict().optional(),
+}).strict();
+export type Carry = z.infer<typeof Carry>;
+
 /** What a job returns. */
 export interface JobOutcome {
   status: JobStatus;
@@ -34,6 +47,8 @@ export interface JobContext<I> {
   runId: string;
   dryRun: boolean;
   trigger: Trigger;
+  /** What the previous scheduled call of this job handed over (see {@link Carry}). */
+  carry?: Carry;
 }
 
 /** A job: its name, its input schema (fields besides `trigger`), whether an input is a dry run, and its logic. */
@@ -44,8 +59,15 @@ export interface JobDefinition<S extends z.ZodObject = z.ZodObject> {
   isDryRun?: (input: z.infer<S>) => boolean;
   /** How long a run may hold the lease before another run may take over (default 10 min). */
   leaseSeconds?: number;
-  /** Called when the database is unreachable (the run cannot be recorded): e.g. alert directly. Merged into the report. */
-  onDatabaseUnavailable?(deps: Deps, error: unknown): Promise<Record<string, unknown>>;
+  /**
+   * Called when the database is unreachable (the run cannot be recorded): e.g. alert directly. `report` is merged
+   * into the run's report; `carry` is handed to the next scheduled call (the database cannot keep it).
+   */
+  onDatabaseUnavailable?(
+    deps: Deps,
+    error: unknown,
+    carry?: Carry,
+  ): Promise<{ report: Record<string, unknown>; carry?: Carry }>;
   run(ctx: JobContext<z.infer<S>>): Promise<JobOutcome>;
 }
 
@@ -59,6 +81,8 @@ export interface JobRunResponse {
   durationMs: number;
   dryRun: boolean;
   report: Record<string, unknown>;
+  /** Only when there is something to hand to the next scheduled call (see {@link Carry}). */
+  carry?: Carry;
 }
 
 const synced = new WeakSet<object>();
@@ -88,7 +112,13 @@ export async function syncSettings(deps: Deps): Promise<void> {
 export async function runJob<S extends z.ZodObject>(
   deps: Deps,
   job: JobDefinition<S>,
-  options: { input: z.infer<S>; trigger?: Trigger },
+  options: {
+    input: z.infer<S>;
+    trigger?: Trigger;
+    carry?: Carry;
+    /** Called once the run is recorded (lease held, `running` row committed), before the job itself starts. */
+    onStarted?: (runId: string) => void;
+  },
 ): Promise<JobRunResponse> {
   const { sql } = deps;
   const runId = crypto.randomUUID();
@@ -144,11 +174,14 @@ export async function runJob<S extends z.ZodObject>(
     });
   } catch (error) {
     // The database is the one place a run is recorded; without it, answer with the cause and stop.
-    const extra = await job.onDatabaseUnavailable?.(deps, error).catch((e) => ({ hookError: errorMessage(e) }));
-    return finish("error", {
+    const extra = await job.onDatabaseUnavailable?.(deps, error, options.carry)
+      .catch((e) => ({ report: { hookError: errorMessage(e) }, carry: options.carry }));
+    const response = finish("error", {
       error: `Cannot record the run as the database is unavailable: ${errorMessage(error)}`,
-      ...extra,
+      ...extra?.report,
     });
+    if (extra?.carry && Object.keys(extra.carry).length) response.carry = extra.carry;
+    return response;
   }
 
   if (holder) {
@@ -166,9 +199,10 @@ export async function runJob<S extends z.ZodObject>(
   }
 
   // 2. The job itself.
+  options.onStarted?.(runId);
   let outcome: JobOutcome;
   try {
-    outcome = await job.run({ deps, input, runId, dryRun, trigger });
+    outcome = await job.run({ deps, input, runId, dryRun, trigger, carry: options.carry });
   } catch (error) {
     outcome = {
       status: "error",

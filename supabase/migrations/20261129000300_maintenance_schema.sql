@@ -22,7 +22,7 @@ create table if not exists maintenance.settings (
 insert into maintenance.settings (key, value, description) values
   ('instance_prefix', '"revalya-"', 'Evolution instance name prefix (INSTANCE_PREFIX)'),
   ('webhook_base_url', 'null', 'Base URL of the webhook receiver (WEBHOOK_BASE_URL); null until a function has run'),
-  ('functions_timeout_ms', '120000', 'How long pg_net waits for a scheduled function to answer')
+  ('functions_timeout_ms', '15000', 'How long pg_net waits for a scheduled function to answer (it answers 202 at once; this covers a cold start)')
 on conflict (key) do nothing;
 
 -- why: one row per job run (scheduled or manual): the response every job function returns, as stored.

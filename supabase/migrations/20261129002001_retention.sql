@@ -23,7 +23,7 @@ grant all on maintenance.retention_policies to service_role;
 insert into maintenance.retention_policies (relation, time_column, keep, description) values
   ('public.tenant_sessions_audit', 'expires_at', '0', 'expired sessions (seed §2.2)'),
   ('cron.job_run_details', 'end_time', '7 days', 'pg_cron run history (grows forever otherwise)'),
-  ('net._http_response', 'created', '3 days', 'pg_net responses to the scheduled calls'),
+  ('maintenance.scheduled_calls', 'requested_at', '30 days', 'the record of each scheduled call and its answer'),
   ('maintenance.job_runs', 'started_at', '90 days', 'this bundle''s job runs'),
   ('maintenance.webhook_receipts', 'received_at', '7 days', 'webhook receipts (if that table exists)'),
   ('maintenance.alert_outbox', 'delivered_at', '30 days', 'delivered alert notifications (if that table exists)'),

@@ -17,7 +17,8 @@ grant all on maintenance.job_watch to service_role;
 
 -- why: one row per scheduled job of the bundle (pg_cron jobs named canais-<job>): its schedule, the last successful
 -- run in maintenance.job_runs, the last run of any status, the latest pg_cron run (a failed command shows here) and
--- pg_net failures of the last day (a function that did not answer shows there; net._http_response is late-bound).
+-- the failed scheduled calls of the last day for that job (a function that did not answer, or answered an error),
+-- from maintenance.scheduled_calls, which outlives pg_net's own six-hour record of the answers.
 create or replace function maintenance.scheduled_job_status()
 returns table (
   jobname text, job text, schedule text, active boolean, first_seen_at timestamptz,
@@ -29,32 +30,17 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
-declare
-  net_failures integer := 0;
-  net_error text;
-  net_error_at timestamptz;
 begin
   insert into maintenance.job_watch (jobname)
   select j.jobname from cron.job j where j.jobname like 'canais-%'
   on conflict on constraint job_watch_pkey do nothing;
-
-  if to_regclass('net._http_response') is not null then
-    execute $q$
-      select count(*)::integer,
-             (array_agg(coalesce(r.error_msg, case when r.timed_out then 'timed out' end,
-                                 'HTTP ' || r.status_code || ': ' || left(r.content, 200)) order by r.created desc))[1],
-             max(r.created)
-      from net._http_response r
-      where r.created > now() - interval '24 hours'
-        and (r.status_code is null or r.status_code >= 400 or coalesce(r.timed_out, false) or r.error_msg is not null)
-    $q$ into net_failures, net_error, net_error_at;
-  end if;
+  perform maintenance.collect_scheduled_calls();
 
   return query
   select j.jobname::text, substr(j.jobname::text, 8), j.schedule::text, j.active, w.first_seen_at,
     ok.started_at, lr.started_at, lr.status, lr.error,
     cr.status::text, cr.return_message::text, cr.start_time,
-    coalesce(net_failures, 0), net_error, net_error_at
+    coalesce(nf.failures, 0), nf.last_error, nf.last_error_at
   from cron.job j
   join maintenance.job_watch w on w.jobname = j.jobname
   left join lateral (
@@ -67,6 +53,13 @@ begin
   left join lateral (
     select d.status, d.return_message, d.start_time from cron.job_run_details d
     where d.jobid = j.jobid order by d.start_time desc nulls last limit 1) cr on true
+  left join lateral (
+    select count(*)::integer as failures,
+      (array_agg(c.error order by c.requested_at desc))[1] as last_error,
+      max(c.requested_at) as last_error_at
+    from maintenance.scheduled_calls c
+    where c.job = substr(j.jobname::text, 8) and c.requested_at > now() - interval '24 hours'
+      and c.error is not null) nf on true
   where j.jobname like 'canais-%'
   order by j.jobname;
 end;

@@ -467,7 +467,7 @@ Deno.test("Postgres restarted between runs: the functions, the scheduled path an
       status = r?.status_code ?? null;
       if (status === null) await new Promise((r) => setTimeout(r, 200));
     }
-    assert.equal(status, 200, "the queued call got through");
+    assert.equal(status, 202, "the queued call got through (answered 202: the run goes on in the background)");
   });
   await t.step("the webhook receiver stores events again", async () => {
     const { slug } = await createTenant({ prefix: "fx-pgr" });

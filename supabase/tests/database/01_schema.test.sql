@@ -1,6 +1,6 @@
 -- Foundation: tables, views, privileges, the seed's isolation views on a fixture, and the cron schedules.
 begin;
-select plan(34);
+select plan(36);
 
 select has_table('public', 'tenants', 'tenants exists');
 select has_table('public', 'tenant_integrations', 'tenant_integrations exists');
@@ -96,6 +96,11 @@ select isnt((select maintenance.invoke_function('health-check', '{}')), null,
 select ok(exists (select 1 from net.http_request_queue q where q.url like '%/functions/v1/health-check'
     and q.headers ->> 'apikey' is not null),
   'the queued request targets the function with the secret key from Vault');
+select ok(exists (select 1 from net.http_request_queue q where q.url like '%/functions/v1/health-check'
+    and q.headers ->> 'Prefer' = 'respond-async' and q.timeout_milliseconds = 15000),
+  'a scheduled call asks for an asynchronous answer (202 at once), with a 15 s timeout for a cold start');
+select is((select job from maintenance.scheduled_calls c order by c.requested_at desc, c.request_id desc limit 1),
+  'health-check', 'the call is recorded in maintenance.scheduled_calls, which outlives pg_net''s six-hour answers');
 
 select * from finish();
 rollback;
