@@ -112,7 +112,7 @@ export async function benchPurge(ctx: BenchContext, data: Dataset, options: Purg
     ours = await withWriter(ctx, data, baselineMs, async () => {
       offset = shift();
       const res = await runJob(deps, cleanupLogs, {
-        input: cleanupLogs.input.parse({ maxSeconds: 300 }),
+        input: cleanupLogs.input.parse({ maxSeconds: 120 }),
         trigger: "bench",
       });
       const tables = (res.report.tables ?? []) as Array<{ table: string; deleted: number; batches: number }>;

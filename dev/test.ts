@@ -70,7 +70,8 @@ try {
   const info = await start(profile, { fresh: true });
   // Tests run each cron command themselves; pg_cron firing a job on its own schedule mid-test would only add noise
   // (an extra run taking a job's lease, an extra notification). The schedules stay defined, just paused.
-  const psql = (command: string, url = info.dbUrl) => sh("psql", ["-X", "-q", "-d", url, "-c", command]);
+  const psql = (command: string, url = info.dbUrl) =>
+    sh("psql", ["-X", "-q", "-o", "/dev/null", "-d", url, "-c", command]);
   // As on Supabase, postgres may not write cron.job: schedules change through cron.alter_job.
   await psql("select cron.alter_job(jobid, active := false) from cron.job where jobname like 'canais-%'");
   const testEnv = {

@@ -7,13 +7,20 @@ import postgres from "postgres";
 /** The tagged-template SQL client type used across the bundle. */
 export type Sql = postgres.Sql;
 
-/** Creates the process's SQL client. */
+/**
+ * Connections one isolate may open. Supabase counts every isolate's connections against the project's limit
+ * (the smallest computes allow 60 direct connections, and isolates come and go); two lets a job overlap a query
+ * with a write (an audit row, a log flush) without one isolate taking a share that grows with its concurrency.
+ */
+export const MAX_CONNECTIONS_PER_ISOLATE = 2;
+
+/** Creates the process's SQL client (at most {@link MAX_CONNECTIONS_PER_ISOLATE} connections). */
 export function createSql(dbUrl: string, options: { max?: number; application?: string } = {}): Sql {
   return postgres(dbUrl, {
     prepare: false,
-    max: options.max ?? 5,
+    max: Math.min(options.max ?? MAX_CONNECTIONS_PER_ISOLATE, MAX_CONNECTIONS_PER_ISOLATE),
     idle_timeout: 20,
-    connect_timeout: 10,
+    connect_timeout: 5,
     onnotice: () => {},
     connection: { application_name: options.application ?? "canais-maintenance" },
   });
@@ -48,7 +55,10 @@ export function isConnectionLost(error: unknown): boolean {
  * `pg_terminate_backend`): postgres.js only notices a killed idle connection when it next uses it, and every idle
  * connection of the pool may be dead, so up to `attempts` tries (default: one more than the pool size).
  */
-export async function retryOnConnectionLoss<T>(fn: () => Promise<T>, attempts = 6): Promise<T> {
+export async function retryOnConnectionLoss<T>(
+  fn: () => Promise<T>,
+  attempts = MAX_CONNECTIONS_PER_ISOLATE + 1,
+): Promise<T> {
   for (let i = 1;; i++) {
     try {
       return await fn();

@@ -15,12 +15,18 @@ import type { JobDefinition, JobOutcome } from "./runner.ts";
 /** Default rows per batch: measured on 2 M rows with a concurrent writer (README, "Retention"). */
 export const DEFAULT_BATCH_SIZE = 10_000;
 
+/** The longest time budget a run may ask for (seconds). */
+export const MAX_SECONDS = 120;
+
 /** Input accepted by `cleanup-logs`. */
 export const CleanupLogsInput = z.object({
   /** Count what would be purged, delete nothing. */
   dryRun: z.boolean().default(false),
-  /** Time budget of the run in seconds; what is left is finished by the next run. */
-  maxSeconds: z.number().int().min(1).max(300).default(60),
+  /**
+   * Time budget of the run in seconds; what is left is finished by the next run. At most 120: an Edge Function's
+   * request may sit idle for at most 150 s, and a direct (synchronous) call waits for the whole run.
+   */
+  maxSeconds: z.number().int().min(1).max(MAX_SECONDS).default(60),
   /** Rows per batch (each batch is one transaction). */
   batchSize: z.number().int().min(100).max(100_000).default(DEFAULT_BATCH_SIZE),
 });

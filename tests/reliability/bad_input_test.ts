@@ -142,6 +142,7 @@ const JOB_CASES: Record<string, Case[]> = {
     field("dryRun", 1),
     field("maxSeconds", 0),
     field("maxSeconds", 1e9),
+    field("maxSeconds", 121),
     field("maxSeconds", "60"),
     field("maxSeconds", 1.5),
     field("batchSize", 10),
