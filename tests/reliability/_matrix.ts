@@ -107,6 +107,8 @@ export async function stackSecrets(extra: Secret[] = []): Promise<Secret[]> {
   const s = stack();
   const out: Secret[] = [
     { name: "secret key", value: s.secretKey },
+    { name: "cron secret key (Vault's secret_key)", value: s.cronSecretKey },
+    { name: "Vault root key", value: (await Deno.readTextFile(`${s.dataDir}/vault/root.key`)).trim() },
     { name: "Evolution API key", value: s.evolutionApiKey },
     { name: "webhook secret", value: s.webhookSecret },
     ...extra,

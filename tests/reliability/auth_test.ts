@@ -35,6 +35,8 @@ function wrongCredentials(): Array<[string, Record<string, string>]> {
     ["the webhook secret", { apikey: s.webhookSecret }],
     ["the secret key as a query parameter", { "x-query": "1" }],
     ["the secret key in a cookie", { cookie: `apikey=${s.secretKey}` }],
+    ["the two secret keys joined", { apikey: `${s.secretKey}${s.cronSecretKey}` }],
+    ["the key set's JSON", { apikey: JSON.stringify({ default: s.secretKey, cron: s.cronSecretKey }) }],
   ];
 }
 
@@ -81,11 +83,12 @@ Deno.test("every function refuses a missing, wrong or publishable key with 401 b
         });
         assert.equal(r.status, 401);
       });
-      await t.step(`${target.fn}${target.path ?? ""}: the secret key is accepted (apikey and Bearer)`, async () => {
-        // the control row of the matrix: the same request with the right key is not refused
-        const keyed: Record<string, string>[] = [{ apikey: stack().secretKey }, {
-          authorization: `Bearer ${stack().secretKey}`,
-        }];
+      await t.step(`${target.fn}${target.path ?? ""}: each secret key is accepted (apikey and Bearer)`, async () => {
+        // the control row of the matrix: the same request with a right key (`default` or `cron`) is not refused
+        const keyed = [stack().secretKey, stack().cronSecretKey].flatMap((key): Record<string, string>[] => [
+          { apikey: key },
+          { authorization: `Bearer ${key}` },
+        ]);
         for (const headers of keyed) {
           const body = target.fn === "orphan-cleanup"
             ? JSON.stringify({ apply: false })

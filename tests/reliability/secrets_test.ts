@@ -1,6 +1,6 @@
 // The secrets scan (auth matrix, last part): after every other test has run (`npm test` runs this file last, on its
 // own), no stored row and no log file of the test stack contains the
-// secret key, the Evolution API keys (the stack's and the matrices' simulators and migrate target), the webhook
+// secret keys (`default`, and `cron` which Vault holds), Vault's root key, the Evolution API keys (the stack's and the matrices' simulators and migrate target), the webhook
 // secret, any tenant's webhook token or any Evolution instance token.
 import assert from "node:assert/strict";
 import { stack, testSql } from "../_helpers.ts";
@@ -53,6 +53,12 @@ const PLACES: Array<[string, Finder]> = [
     (sql, n, v) =>
       sql`select s.name from unnest(${n}::text[], ${v}::text[]) as s(name, value) where exists (
       select 1 from maintenance.tenant_health x where strpos(to_jsonb(x)::text, s.value) > 0)`,
+  ],
+  [
+    "maintenance.scheduled_calls",
+    (sql, n, v) =>
+      sql`select s.name from unnest(${n}::text[], ${v}::text[]) as s(name, value) where exists (
+      select 1 from maintenance.scheduled_calls x where strpos(to_jsonb(x)::text, s.value) > 0)`,
   ],
   [
     "maintenance.settings",
