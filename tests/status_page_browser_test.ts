@@ -5,42 +5,12 @@ import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { stack } from "./_helpers.ts";
 import { createStatusFixture, XSS_NAME } from "./status_page_fixture.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-/** Installs Debian's chromium when it is missing and we are root (never `playwright install`). */
-async function ensureChromium(): Promise<void> {
-  try {
-    await Deno.stat(CHROMIUM);
-    return;
-  } catch { /* missing */ }
-  if (Deno.uid() !== 0) throw new Error(`${CHROMIUM} is missing and the test is not root: apt-get install chromium`);
-  for (const args of [["install", "-y", "--no-install-recommends", "chromium"], ["update"]]) {
-    const out = await new Deno.Command("apt-get", { args, stdout: "null", stderr: "piped" }).output();
-    if (args[0] === "install" && out.success) return;
-    if (args[0] === "update" && !out.success) throw new Error(new TextDecoder().decode(out.stderr));
-  }
-  const retry = await new Deno.Command("apt-get", {
-    args: ["install", "-y", "--no-install-recommends", "chromium"],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (!retry.success) throw new Error(`apt-get install chromium failed: ${new TextDecoder().decode(retry.stderr)}`);
-}
+import { CHROMIUM, CHROMIUM_ARGS, ensureChromium } from "./_chromium.ts";
 
 Deno.test("status page in headless Chromium shows the fixture's states, bars and alert, and a <script> name as text", async () => {
   await ensureChromium();
   const fx = await createStatusFixture();
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     const dialogs: string[] = [];

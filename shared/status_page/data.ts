@@ -113,6 +113,9 @@ export interface StatusData {
 /** Bars per window: 24 h in 96 buckets of 15 min, 7 days in 168 buckets of 1 h (as the SQL computes them). */
 export const BAR_BUCKETS = { "24h": 96, "7d": 168 } as const;
 
+/** How many tenants one page lists: `?limit=` defaults to 200 and may go up to 2000. */
+export const TENANT_LIMIT = { default: 200, max: 2000 } as const;
+
 /** Reads the four sections (four statements, run concurrently; none of them per tenant). */
 export async function loadStatus(
   sql: Sql,

@@ -6,11 +6,20 @@
  */
 import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
-import { type AlertRow, BAR_BUCKETS, type JobRow, type Segment, type StatusData, type TenantRow } from "./data.ts";
+import {
+  type AlertRow,
+  BAR_BUCKETS,
+  type JobRow,
+  type Segment,
+  type ServiceHealth,
+  type StatusData,
+  type TenantRow,
+} from "./data.ts";
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
-const OVERALL_TEXT: Record<string, string> = {
+/** The headline for each overall status. */
+export const OVERALL_TEXT: Record<string, string> = {
   operational: "All systems operational",
   degraded: "Degraded",
   outage: "Outage",
@@ -74,9 +83,7 @@ function badge(state: string, text = state): Html {
 /** One availability bar: an SVG whose viewBox is the bucket count, one rect per segment. */
 export function bar(window: "24h" | "7d", segments: Segment[] | null, availability: string | null): Html {
   const buckets = BAR_BUCKETS[window];
-  const label = `${window === "24h" ? "24 h" : "7 days"}: ${
-    availability === null ? "no data" : `${Number(availability)}%`
-  }`;
+  const label = `${window === "24h" ? "24 h" : "7 days"}: ${percentText(availability)}`;
   const rects = (segments ?? []).map((s) =>
     html`
       <rect class="seg seg-${s.state}" data-state="${s.state}" x="${s.from}" y="0" width="${s.to - s.from}" height="1">
@@ -87,27 +94,46 @@ export function bar(window: "24h" | "7d", segments: Segment[] | null, availabili
   return html`
     <svg class="bar" data-window="${window}" data-buckets="${buckets}" viewBox="0 0 ${buckets} 1"
       preserveAspectRatio="none" role="img" aria-label="${label}">${rects}</svg><span class="pct"
-      data-window="${window}">${availability === null ? "no data" : `${Number(availability)}%`}</span>
+      data-window="${window}">${percentText(availability)}</span>
   `;
+}
+
+/** The services the health check reports, in the order the page shows them: `[key, label]`. */
+export const SERVICES: ReadonlyArray<readonly [string, string]> = [
+  ["evolution_api", "Evolution API"],
+  ["database", "Database"],
+  ["supabase", "Supabase REST/Auth"],
+];
+
+/** A service card's detail line: latency, version, error or reason (`no health check recorded` when absent). */
+export function serviceDetail(s: ServiceHealth | undefined): string {
+  if (!s) return "no health check recorded";
+  return [
+    s.latencyMs !== undefined ? `${s.latencyMs} ms` : null,
+    s.version ? `v${s.version}` : null,
+    s.error ?? s.reason,
+  ]
+    .filter(Boolean).join(" · ");
+}
+
+/** A job's badge: its state (`missed`, `running`, the last run's status, `none`) and the text shown. */
+export function jobBadge(j: JobRow): { state: string; text: string } {
+  const state = j.missed ? "missed" : j.running ? "running" : j.last_run_status ?? "none";
+  const text = j.missed ? "missed run" : j.running ? "running" : j.last_run_status ?? "never ran";
+  return { state, text };
+}
+
+/** An availability percentage as the page prints it (`74.51%`, or `no data`). */
+export function percentText(availability: string | null): string {
+  return availability === null ? "no data" : `${Number(availability)}%`;
 }
 
 function servicesSection(data: StatusData): Html {
   const { summary } = data;
-  const names: Array<[string, string]> = [["evolution_api", "Evolution API"], ["database", "Database"], [
-    "supabase",
-    "Supabase REST/Auth",
-  ]];
-  const cards = names.map(([key, label]) => {
+  const cards = SERVICES.map(([key, label]) => {
     const s = summary.services?.[key];
     const status = s?.status ?? "unknown";
-    const detail = s
-      ? [
-        s.latencyMs !== undefined ? `${s.latencyMs} ms` : null,
-        s.version ? `v${s.version}` : null,
-        s.error ?? s.reason,
-      ]
-        .filter(Boolean).join(" · ")
-      : "no health check recorded";
+    const detail = serviceDetail(s);
     return html`<div class="card service" data-service="${key}"><b>${label}</b>${badge(status)}
 <div class="meta">${detail}</div></div>`;
   });
@@ -237,8 +263,7 @@ function tenantsSection(asOf: Date, data: StatusData, opts: { search?: string; t
 
 function jobsSection(asOf: Date, data: StatusData): Html {
   const rows = data.jobs.map((j: JobRow) => {
-    const state = j.missed ? "missed" : j.running ? "running" : j.last_run_status ?? "none";
-    const text = j.missed ? "missed run" : j.running ? "running" : j.last_run_status ?? "never ran";
+    const { state, text } = jobBadge(j);
     return html`
       <tr class="job" data-job="${j.job}" data-missed="${String(j.missed)}">
         <td>${j.job}</td>
