@@ -727,7 +727,7 @@ The local stack is up (${p.name}):
   Functions        ${info.functionsUrl}/<name>
   Evolution API    ${info.evolutionUrl}${Deno.env.get("EVOLUTION_API_URL") ? "" : "  (simulator)"}
   Secret key       ${info.secretKey}
-  Status page      ${info.functionsUrl}/status-page?token=<secret key>
+  Status page      ${info.functionsUrl}/status-page?token=<secret key>   (&format=svg as on *.supabase.co, &format=json)
   Logs             ${p.dir}/logs/
 Stop it with: npm stop`);
     } else if (cmd === "stop") {
