@@ -17,6 +17,7 @@
  *   deno run -A dev/extensions.ts ensure     build + install what is missing (root), unpack the role SQL
  *   deno run -A dev/extensions.ts status     what is installed, as JSON
  */
+import { exists, run } from "./sh.ts";
 
 /** One pinned source release. */
 export interface Source {
@@ -147,23 +148,6 @@ export async function treeDigest(dir: string, files?: string[]): Promise<string>
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i];
   return a.length - b.length;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function run(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) {
-  const out = await new Deno.Command(cmd, { args, cwd: opts.cwd, env: opts.env, stdout: "piped", stderr: "piped" })
-    .output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed (exit ${out.code}):\n${text.slice(-4000)}`);
-  return text;
 }
 
 async function pgConfig(flag: string): Promise<string> {

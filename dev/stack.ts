@@ -12,6 +12,7 @@
 import postgres from "postgres";
 import { ROOT } from "./paths.ts";
 import { ROLES_DIR } from "./extensions.ts";
+import { exists, run } from "./sh.ts";
 import { isSlug, WEBHOOK_TOKEN_HEADER, webhookToken, webhookUrl } from "../shared/naming.ts";
 
 export interface Profile {
@@ -69,33 +70,6 @@ export function profileFromEnv(env = Deno.env.toObject()): Profile {
 function randomKey(prefix: string, bytes = 24): string {
   const b = crypto.getRandomValues(new Uint8Array(bytes));
   return prefix + btoa(String.fromCharCode(...b)).replace(/[+/=]/g, (c) => ({ "+": "-", "/": "_", "=": "" }[c]!));
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function run(
-  cmd: string,
-  args: string[],
-  opts: { env?: Record<string, string>; quiet?: boolean; cwd?: string } = {},
-) {
-  const out = await new Deno.Command(cmd, {
-    args,
-    env: opts.env,
-    cwd: opts.cwd ?? ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed (exit ${out.code}):\n${text}`);
-  return text;
 }
 
 const isRoot = () => Deno.uid() === 0;

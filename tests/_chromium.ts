@@ -1,8 +1,9 @@
 /**
  * @module
  * Debian's Chromium for the browser tests, driven by playwright-core (never `playwright install`): its path, the
- * headless flags, and an install step for a root machine that lacks it.
+ * headless flags, an install step for a root machine that lacks it, and the browser the page tests open.
  */
+import { type Browser, chromium, type Page } from "playwright-core";
 
 /** Where Debian installs Chromium. */
 export const CHROMIUM = "/usr/bin/chromium";
@@ -36,4 +37,20 @@ export async function ensureChromium(): Promise<void> {
     stderr: "piped",
   }).output();
   if (!retry.success) throw new Error(`apt-get install chromium failed: ${new TextDecoder().decode(retry.stderr)}`);
+}
+
+/**
+ * Launches headless Chromium (installing it first if need be) and opens a 1400 × 900 page that records, and
+ * dismisses, every dialog (a dialog means a script ran). Close `browser` when done.
+ */
+export async function openPage(): Promise<{ browser: Browser; page: Page; dialogs: string[] }> {
+  await ensureChromium();
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const dialogs: string[] = [];
+  page.on("dialog", (d) => {
+    dialogs.push(d.message());
+    void d.dismiss();
+  });
+  return { browser, page, dialogs };
 }

@@ -2,22 +2,14 @@
 // test stack's status-page function: visible tenant states, the availability bar segments as laid out, the alert,
 // the services, and a tenant name carrying a script that stays text. A screenshot goes to .local/status_page.png.
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
 import { stack } from "./_helpers.ts";
 import { createStatusFixture, XSS_NAME } from "./status_page_fixture.ts";
-import { CHROMIUM, CHROMIUM_ARGS, ensureChromium } from "./_chromium.ts";
+import { openPage } from "./_chromium.ts";
 
 Deno.test("status page in headless Chromium shows the fixture's states, bars and alert, and a <script> name as text", async () => {
-  await ensureChromium();
   const fx = await createStatusFixture();
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  const { browser, page, dialogs } = await openPage();
   try {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    const dialogs: string[] = [];
-    page.on("dialog", (d) => {
-      dialogs.push(d.message());
-      void d.dismiss();
-    });
     const s = stack();
     const res = await page.goto(
       `${s.functionsUrl}/status-page?token=${encodeURIComponent(s.secretKey)}&q=${fx.prefix}`,

@@ -5,10 +5,10 @@
 // nothing runs. Then, with the read-only token (the app in process, served to the browser through playwright's
 // routing), its links open the other formats. A screenshot goes to .local/status_page_svg.png.
 import assert from "node:assert/strict";
-import { chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { stack, testDeps } from "./_helpers.ts";
 import { createStatusFixture, XSS_NAME } from "./status_page_fixture.ts";
-import { CHROMIUM, CHROMIUM_ARGS, ensureChromium } from "./_chromium.ts";
+import { openPage } from "./_chromium.ts";
 import { createStatusPageApp } from "../shared/status_page/app.ts";
 
 /** `[state, x, width]` of each segment of a bar, read from the DOM (`row` is the CSS selector of the tenant row). */
@@ -19,16 +19,9 @@ function segments(page: Page, row: string, window: string) {
 }
 
 Deno.test("SVG status board in headless Chromium: states, bars as the HTML page draws them, alert, a <script> name as text", async () => {
-  await ensureChromium();
   const fx = await createStatusFixture();
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  const { browser, page, dialogs } = await openPage();
   try {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    const dialogs: string[] = [];
-    page.on("dialog", (d) => {
-      dialogs.push(d.message());
-      void d.dismiss();
-    });
     const s = stack();
     const query = `token=${encodeURIComponent(s.secretKey)}&q=${fx.prefix}`;
     const res = await page.goto(`${s.functionsUrl}/status-page?format=svg&${query}`);
@@ -168,12 +161,10 @@ Deno.test("SVG status board in headless Chromium: states, bars as the HTML page 
 });
 
 Deno.test("SVG status board in headless Chromium: with the read-only token, its links open the HTML page and the JSON", async () => {
-  await ensureChromium();
   const token = `ro_${crypto.randomUUID()}`;
   const app = createStatusPageApp(testDeps({ env: { STATUS_PAGE_TOKEN: token } }));
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  const { browser, page } = await openPage();
   try {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     const seen: string[] = [];
     // the browser talks to the app in this process: no port, no network
     await page.route("http://status.test/**", async (route) => {
