@@ -263,8 +263,8 @@ export interface SmokeResult {
   durationMs: number;
 }
 
-/** The profile of a running stack, from its info (the one `npm test` and `npm start` build). */
-function profileOf(info: StackInfo): Profile {
+/** The profile of a running stack, from its info (ports and folder; no extra `functionsEnv`). */
+export function profileOf(info: StackInfo): Profile {
   return {
     name: info.profile,
     dir: info.dataDir,

@@ -13,6 +13,7 @@ import {
   EDGE_DENO_VERSION,
   ensureEdgeDeno,
   functionNames,
+  profileOf,
   smokeRun,
 } from "../dev/edge_runtime.ts";
 import { ROOT } from "../dev/paths.ts";
@@ -127,4 +128,16 @@ Deno.test("smokeRun() boots every function under Deno 2.1.4 and runs each schedu
     select status from maintenance.job_runs where job = 'health-check' and trigger = 'test'
     order by started_at desc limit 1`;
   assert.notEqual(run?.status, "error");
+});
+
+Deno.test("smokeRun() fails when a job's run status is error (functions booted without their database)", async () => {
+  const info = stack();
+  const profile = {
+    ...profileOf(info),
+    functionsEnv: { SUPABASE_DB_URL: "postgresql://postgres:postgres@127.0.0.1:1/postgres" },
+  };
+  const result = await smokeRun(info, { profile });
+  assert.equal(result.ok, false);
+  assert.match(result.problems.join("\n"), /^job health-check: run status error: .*database is unavailable/m);
+  assert.match(result.problems.join("\n"), /^whatsapp-ops POST \/status: HTTP 500/m);
 });
