@@ -52,18 +52,21 @@ export function isConnectionLost(error: unknown): boolean {
 
 /**
  * Runs an idempotent database call again when the connection it got was found dead (a pooler or database restart,
- * `pg_terminate_backend`): postgres.js only notices a killed idle connection when it next uses it, and every idle
- * connection of the pool may be dead, so up to `attempts` tries (default: one more than the pool size).
+ * `pg_terminate_backend`): postgres.js only notices a killed idle connection when it next uses it, every idle
+ * connection of the pool may be dead, and a fresh connection may meet the same restart, so up to `attempts` tries
+ * (default: two per pooled connection, and one more), the later ones after a short pause (10 ms, 20 ms, …) that lets
+ * the client see the closed sockets.
  */
 export async function retryOnConnectionLoss<T>(
   fn: () => Promise<T>,
-  attempts = MAX_CONNECTIONS_PER_ISOLATE + 1,
+  attempts = 2 * MAX_CONNECTIONS_PER_ISOLATE + 1,
 ): Promise<T> {
   for (let i = 1;; i++) {
     try {
       return await fn();
     } catch (error) {
       if (i >= attempts || !isConnectionLost(error)) throw error;
+      if (i > 1) await new Promise((r) => setTimeout(r, 10 * (i - 1)));
     }
   }
 }
