@@ -47,6 +47,9 @@ if (!only && !args.includes("--no-static")) {
     for await (const f of walk(`${ROOT}/${dir}`)) entry.push(f);
   }
   if (!(await sh(deno, ["check", ...entry]))) failed.push("check");
+  step("deploy check (supabase functions deploy --use-api against a local Management API)");
+  const { deployCheck } = await import("./deploy_check.ts");
+  if (!(await deployCheck()).ok) failed.push("deploy");
 }
 
 async function* walk(dir: string): AsyncGenerator<string> {
