@@ -10,6 +10,7 @@
 import { destroy, profileFromEnv, start } from "./stack.ts";
 import { ROOT } from "./paths.ts";
 import { checkEntrypoints, smokeRun } from "./edge_runtime.ts";
+import { deployCheck } from "./deploy_check.ts";
 
 const args = Deno.args;
 const keep = args.includes("--keep");
@@ -53,6 +54,8 @@ if (!only && !args.includes("--no-static")) {
   const edge = await checkEntrypoints().catch((e) => ({ ok: false, files: [], output: String(e), durationMs: 0 }));
   console.log(edge.output || `${edge.files.length} entrypoint(s) checked in ${edge.durationMs} ms`);
   if (!edge.ok) failed.push("edge deno check");
+  step("deploy check (supabase functions deploy --use-api against a local Management API)");
+  if (!(await deployCheck()).ok) failed.push("deploy");
 }
 
 async function* walk(dir: string): AsyncGenerator<string> {
