@@ -6,7 +6,7 @@
  *   npm run bench                          full sizes (~5-10 min): 500/5,000 tenants, 5 M / 10 M rows, 20,000 events
  *   npm run bench -- --quick               small sizes, under a minute in all
  *   npm run --silent bench -- --json       one JSON object on stdout (--silent: no npm banner)
- *   npm run bench -- --only=health,weekly  some of: health, weekly, purge, webhook, status
+ *   npm run bench -- --only=health,weekly  some of: health, weekly, purge, webhook, status, scheduled
  *   npm run bench -- --keep                leave the bench stack running (.local/bench-<base>/stack.json)
  *   CANAIS_PORT_BASE=56500 npm run bench   ports base+1..3 (default 55900)
  */
@@ -19,12 +19,14 @@ import { benchWeeklyReport } from "./weekly_report.ts";
 import { benchPurge } from "./purge.ts";
 import { benchWebhook } from "./webhook.ts";
 import { benchStatusPage } from "./status_page.ts";
+import { benchScheduled } from "./scheduled.ts";
 
 /** Sizes of one bench run. */
 export interface BenchSizes {
   health: { sizes: number[]; latencyMs: number };
   data: { tenants: number; recentRows: number };
   webhook: { events: number; tenants: number; concurrency: number };
+  scheduled: { latencyMs: number; runs: number };
 }
 
 /** The issue's sizes. */
@@ -32,6 +34,7 @@ export const FULL: BenchSizes = {
   health: { sizes: [500, 5000], latencyMs: 50 },
   data: { tenants: 2000, recentRows: 5_000_000 },
   webhook: { events: 20_000, tenants: 200, concurrency: 16 },
+  scheduled: { latencyMs: 2000, runs: 5 },
 };
 
 /** Under a minute in all. */
@@ -39,9 +42,10 @@ export const QUICK: BenchSizes = {
   health: { sizes: [50, 500], latencyMs: 50 },
   data: { tenants: 200, recentRows: 100_000 },
   webhook: { events: 2_000, tenants: 50, concurrency: 16 },
+  scheduled: { latencyMs: 500, runs: 3 },
 };
 
-const ALL = ["health", "weekly", "purge", "webhook", "status"] as const;
+const ALL = ["health", "weekly", "purge", "webhook", "status", "scheduled"] as const;
 type BenchName = typeof ALL[number];
 
 /** Runs the selected benchmarks on a context; returns the JSON object's sections. */
@@ -68,6 +72,9 @@ export async function runBenchmarks(
   if (only.has("status")) {
     // as many tenants as the largest health-check size (5,000 in the full run)
     await guard("statusPage", () => benchStatusPage(ctx, { tenants: Math.max(...sizes.health.sizes) }));
+  }
+  if (only.has("scheduled")) {
+    await guard("scheduled", () => benchScheduled(ctx, sizes.scheduled));
   }
   let data: Dataset | null = null;
   if (only.has("weekly") || only.has("purge") || only.has("webhook")) {
@@ -232,6 +239,18 @@ export function renderTable(result: Record<string, unknown>): string {
         fmt(sp.ours.page2000Bytes)
       } bytes); search ${fmt(sp.ours.searchMs)} ms`,
     );
+  }
+  const sc = get("scheduled");
+  if (sc?.error) rows.push(["scheduled call", "", `error: ${sc.error}`, "", "", ""]);
+  else if (sc) {
+    rows.push([
+      "request behind a scheduled call",
+      `job ~${fmt(2 * sc.size.simulatorLatencyMs)} ms, ${fmt(sc.size.runs)} runs`,
+      `${fmt(sc.ours)} ms (202 after ${fmt(sc.answer.oursMs)} ms)`,
+      `${fmt(sc.seed)} ms (answer after ${fmt(sc.answer.seedMs)} ms)`,
+      fmt(sc.ratio),
+      targets(sc),
+    ]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   const table = rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join(" | ").trimEnd());

@@ -23,9 +23,10 @@ Deno.test("runBenchmarks() at a tiny size gives every figure, and the seed's rep
       health: { sizes: [10], latencyMs: 5 },
       data: { tenants: 20, recentRows: 2_000 },
       webhook: { events: 30, tenants: 5, concurrency: 4 },
+      scheduled: { latencyMs: 300, runs: 1 },
     }, { fullSize: false });
 
-    for (const key of ["healthCheck", "weeklyReport", "purge", "webhook"]) {
+    for (const key of ["healthCheck", "weeklyReport", "purge", "webhook", "scheduled"]) {
       const s = result[key] as Section;
       assert.ok(s && !s.error, `${key}: ${JSON.stringify(s)}`);
       for (const field of ["size", "ours", "seed", "ratio", "targets"]) assert.ok(field in s, `${key}.${field}`);
@@ -59,8 +60,21 @@ Deno.test("runBenchmarks() at a tiny size gives every figure, and the seed's rep
     assert.equal(webhook.ours.answered200, 30);
     assert.equal(webhook.ours.lost, 0);
 
+    const scheduled = result.scheduled as Section;
+    assert.deepEqual(scheduled.statuses, { ours: [202], seed: [200] }, "ours answered 202, the synchronous way 200");
+    assert.ok(scheduled.seed >= 600, `behind a synchronous call the request waited for the run (${scheduled.seed} ms)`);
+
     const table = renderTable(result);
-    for (const name of ["health-check", "weekly report", "retention purge", "webhook ingestion", "agree: true"]) {
+    for (
+      const name of [
+        "health-check",
+        "weekly report",
+        "retention purge",
+        "webhook ingestion",
+        "request behind a scheduled call",
+        "agree: true",
+      ]
+    ) {
       assert.ok(table.includes(name), `table lacks ${name}:\n${table}`);
     }
   } finally {
