@@ -1,6 +1,18 @@
 -- Foundation: tables, views, privileges, the seed's isolation views on a fixture, and the cron schedules.
 begin;
-select plan(36);
+select plan(40);
+
+-- the database is a Supabase project's: the real extensions, and a postgres that is not a superuser
+select results_eq($$select extname::text collate "default", extversion::text collate "default" from pg_extension
+                    where extname in ('pg_net', 'supabase_vault') order by 1$$,
+  $$values ('pg_net', '0.20.4'), ('supabase_vault', '0.3.1')$$,
+  'the real pg_net (0.20.5, whose SQL version is 0.20.4) and supabase_vault 0.3.1 are installed');
+select is((select rolsuper from pg_roles where rolname = current_user), false,
+  'the tests run as postgres, and postgres is not a superuser');
+select ok(exists (select 1 from pg_stat_activity where backend_type like 'pg_net % worker'),
+  'pg_net''s background worker runs');
+select ok(has_table_privilege('postgres', 'cron.job', 'select') and not has_table_privilege('postgres', 'cron.job', 'update'),
+  'postgres reads cron.job and may not write it, as on Supabase');
 
 select has_table('public', 'tenants', 'tenants exists');
 select has_table('public', 'tenant_integrations', 'tenant_integrations exists');
