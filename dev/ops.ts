@@ -8,6 +8,7 @@
 import { createClient } from "@supabase/supabase-js";
 import { z } from "zod";
 import { ROOT } from "./paths.ts";
+import { JOBS } from "../shared/jobs/mod.ts";
 
 const HELP = `Usage: npm run ops -- <command> [arguments] [--json] [--actor NAME]
 
@@ -23,14 +24,13 @@ On-demand actions on one tenant (function whatsapp-ops):
 Jobs:
   audit [--apply] [--tenant SLUG]...    isolation-audit (report only without --apply)
   orphans [--apply] [--grace-hours N]   orphan-cleanup (report only without --apply)
-  run <job> [--body JSON]               run a scheduled job now: health-check, cleanup-logs, isolation-audit,
-                                        orphan-cleanup, weekly-report
+  run <job> [--body JSON]               run a scheduled job now: ${JOBS.map((j) => j.name).join(", ")}
   status [slug]                         latest job runs, running operations, orphan sightings, recent actions
 
 Target: the local dev stack (.local/dev/stack.json), or SUPABASE_URL and SUPABASE_SECRET_KEY from the environment.
 Exit status: 0 ok, 1 unhealthy or failed, 2 bad usage or refused request, 3 unreachable.`;
 
-const JOBS = ["health-check", "cleanup-logs", "isolation-audit", "orphan-cleanup", "weekly-report"];
+const JOB_NAMES = JOBS.map((j) => j.name);
 
 class Usage extends Error {}
 
@@ -162,7 +162,7 @@ function request(cmd: string, args: ReturnType<typeof parseArgs>): { fn: string;
         body: { apply: args.has("apply"), graceHours: num("grace-hours"), trigger: "cli" },
       };
     case "run": {
-      if (!first || !JOBS.includes(first)) throw new Usage(`run needs a job: ${JOBS.join(", ")}`);
+      if (!first || !JOB_NAMES.includes(first)) throw new Usage(`run needs a job: ${JOB_NAMES.join(", ")}`);
       let body: Record<string, unknown> = {};
       const raw = args.one("body");
       if (raw) {
@@ -231,7 +231,13 @@ function summarize(cmd: string, b: Record<string, unknown>) {
     return;
   }
   if (cmd === "status") {
-    for (const j of a.jobs ?? []) console.log(`  ${j.job.padEnd(16)} ${j.status.padEnd(10)} ${j.startedAt}`);
+    for (const j of a.jobs ?? []) {
+      console.log(
+        `  ${j.job.padEnd(16)} ${String(j.status ?? "never run").padEnd(10)} ${j.startedAt ?? "-"}${
+          j.missed ? `  MISSED (due by ${j.expectedBy})` : ""
+        }`,
+      );
+    }
     line("operations", (a.runningOperations ?? []).length);
     line("orphans seen", a.orphanSightings?.count ?? 0);
     for (const x of (a.recentActions ?? []).slice(0, 10)) {

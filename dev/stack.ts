@@ -13,6 +13,8 @@ import postgres from "postgres";
 import { ROOT } from "./paths.ts";
 import { ROLES_DIR } from "./extensions.ts";
 import { exists, run } from "./sh.ts";
+import { findJob, JOBS, summaryLine } from "../shared/jobs/mod.ts";
+import type { JobDefinition } from "../shared/jobs/runner.ts";
 import { isSlug, WEBHOOK_TOKEN_HEADER, webhookToken, webhookUrl } from "../shared/naming.ts";
 
 export interface Profile {
@@ -608,12 +610,13 @@ export async function status(p: Profile) {
   };
 }
 
-const SCHEDULED = ["health-check", "cleanup-logs", "isolation-audit", "orphan-cleanup", "weekly-report"];
-
-/** Runs each scheduled job once through its function and returns the responses. */
-export async function runScheduledJobs(info: StackInfo) {
+/**
+ * Runs each scheduled job of the registry once through its function (as `npm start` does) and returns the
+ * responses. `jobs` defaults to the registry; a test passes its own.
+ */
+export async function runScheduledJobs(info: StackInfo, jobs: readonly JobDefinition[] = JOBS) {
   const results: Record<string, unknown>[] = [];
-  for (const job of SCHEDULED) {
+  for (const { name: job } of jobs) {
     try {
       const res = await fetch(`${info.functionsUrl}/${job}`, {
         method: "POST",
@@ -635,49 +638,8 @@ export async function runScheduledJobs(info: StackInfo) {
 }
 
 /** One readable line per job for `npm start` (the whole report is in maintenance.job_runs). */
-export function summarize(job: string, report: unknown): string {
-  // deno-lint-ignore no-explicit-any
-  const r = (report ?? {}) as any;
-  if (r.error) return `error: ${String(r.error).slice(0, 200)}`;
-  const n = (v: unknown) => (Array.isArray(v) ? v.length : Number(v ?? 0));
-  switch (job) {
-    case "health-check":
-      if (r.tenants) {
-        return `${r.tenants.checked} tenant(s): ${r.tenants.healthy} healthy, ${r.tenants.degraded} degraded, ` +
-          `${r.tenants.unhealthy} unhealthy; Evolution ${r.services?.evolution_api?.status ?? "?"}; ` +
-          `${n(r.alerts?.firing)} alert(s) firing; ${r.evolutionCalls?.fetchInstances ?? 0} fetchInstances call`;
-      }
-      break;
-    case "cleanup-logs":
-      if ("totalDeleted" in r) {
-        return `${r.totalDeleted} row(s) removed${r.remaining ? " (more left for the next run)" : ""}; ` +
-          `${n(r.orphanIntegrations?.count)} orphan integration(s)${r.dryRun ? " (dry run)" : ""}`;
-      }
-      break;
-    case "isolation-audit":
-      if ("violationCount" in r) {
-        return `${r.violationCount} violation(s)${
-          r.apply ? `, ${r.fixed} fixed` : ' (dry run: {"apply":true} fixes)'
-        }; ` +
-          `${r.evolution?.webhooksChecked ?? 0} webhook(s) checked on Evolution`;
-      }
-      break;
-    case "orphan-cleanup":
-      if ("orphanCount" in r) {
-        return `${r.listed} instance(s) listed, ${r.orphanCount} orphan(s), ${n(r.deleted)} deleted ` +
-          `(grace ${r.graceHours} h)`;
-      }
-      break;
-    case "weekly-report":
-      if (r.performance && r.usage) {
-        return `${r.period?.days ?? "?"} days: ${r.performance.totalRequests} request(s), ` +
-          `${r.performance.successRate ?? "-"} % success, ${r.usage.totalConnections} connection(s), ` +
-          `${r.usage.totalDisconnections} disconnection(s); diagnosis ${r.performance.diagnosis ?? r.diagnosis}`;
-      }
-      break;
-  }
-  const text = JSON.stringify(r);
-  return text.length > 200 ? text.slice(0, 197) + "..." : text;
+export function summarize(job: string, report: unknown, jobs: readonly JobDefinition[] = JOBS): string {
+  return summaryLine(findJob(job, jobs), report);
 }
 
 if (import.meta.main) {

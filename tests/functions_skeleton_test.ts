@@ -1,10 +1,11 @@
 // Every function exists, answers JSON, refuses a missing or wrong key, and rejects bad input with a 4xx.
 import assert from "node:assert/strict";
 import { callFunction, stack, testSql } from "./_helpers.ts";
+import { JOBS as REGISTRY } from "../shared/jobs/mod.ts";
 
-const JOBS = ["health-check", "cleanup-logs", "isolation-audit", "orphan-cleanup", "weekly-report"];
+const JOBS = REGISTRY.map((j) => j.name);
 
-Deno.test("scheduled functions answer the DESIGN.md run response and store it in job_runs", async () => {
+Deno.test("scheduled functions answer the run response and store it in job_runs", async () => {
   for (const job of JOBS) {
     const res = await callFunction(job, { trigger: "test" });
     assert.equal(res.status, 200, res.text);

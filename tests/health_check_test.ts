@@ -242,10 +242,9 @@ Deno.test("healthCheck() dead-man: a scheduled job that stopped running raises o
   const { slug } = await createTenant({ prefix: "hc-dm", integration: false });
   const sql = testSql();
   try {
-    await sql`select cron.schedule(${"canais-" + job}, '0 * * * *', 'select 1')`;
-    await sql`insert into maintenance.job_watch (jobname, first_seen_at) values (${
-      "canais-" + job
-    }, now() - interval '1 day')`;
+    // a job of the registry table (pg_cron follows it), scheduled a day ago
+    await sql`insert into maintenance.scheduled_jobs (job, schedule, created_at)
+      values (${job}, '0 * * * *', now() - interval '1 day')`;
     await sql`
       insert into maintenance.job_runs (job, status, started_at, finished_at, trigger)
       values (${job}, 'ok', now() - interval '3 hours', now() - interval '3 hours', 'cron'),
@@ -262,12 +261,11 @@ Deno.test("healthCheck() dead-man: a scheduled job that stopped running raises o
     }`;
     assert.deepEqual({ ...alert }, { status: "firing", severity: "warning" });
 
-    await sql`select cron.unschedule(${"canais-" + job})`;
+    await sql`delete from maintenance.scheduled_jobs where job = ${job}`; // unscheduled: pg_cron drops it too
     await f.run([slug]);
     assert.equal(f.slack(`missed_run:${job}`).filter((m) => m.includes("[RESOLVED]")).length, 1);
   } finally {
-    await sql`select cron.unschedule(jobid) from cron.job where jobname = ${"canais-" + job}`;
-    await sql`delete from maintenance.job_watch where jobname = ${"canais-" + job}`;
+    await sql`delete from maintenance.scheduled_jobs where job = ${job}`;
     await sql`delete from maintenance.job_runs where job = ${job}`;
     await dropTenants([slug]);
     await f.close();

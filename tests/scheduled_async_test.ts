@@ -4,7 +4,7 @@
 // over an hour of runs (once down, once back) even though every run gets a new isolate.
 import assert from "node:assert/strict";
 import { startReceivers } from "../dev/receivers.ts";
-import { missedRunCause, type ScheduledJobStatus } from "../shared/alerts/deadman.ts";
+import { type DeadManStatus, missedRunCause } from "../shared/jobs/deadman.ts";
 import {
   followScheduledCall,
   netResponse,
@@ -85,8 +85,8 @@ Deno.test("a background run whose isolate dies mid-run stays 'running', the dead
     );
     const [lease] = await sql`select run_id from maintenance.job_leases where job = 'health-check'`;
     assert.equal(lease?.run_id, runId, "its lease is still held (until it expires)");
-    const status = await sql<ScheduledJobStatus[]>`
-      select * from maintenance.scheduled_job_status() where job = 'health-check'`;
+    const status = await sql<DeadManStatus[]>`
+      select * from maintenance.deadman_status() where job = 'health-check'`;
     assert.equal(status[0].last_run_status, "running");
     assert.match(missedRunCause(status[0]), /never finished/);
 

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { stack } from "./_helpers.ts";
 import { createStatusFixture, XSS_NAME } from "./status_page_fixture.ts";
 import { openPage } from "./_chromium.ts";
+import { JOBS } from "../shared/jobs/mod.ts";
 
 Deno.test("status page in headless Chromium shows the fixture's states, bars and alert, and a <script> name as text", async () => {
   const fx = await createStatusFixture();
@@ -77,7 +78,7 @@ Deno.test("status page in headless Chromium shows the fixture's states, bars and
 
     // the jobs
     const jobs = await page.locator("#jobs tr.job").evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-job")));
-    for (const job of ["health-check", "cleanup-logs", "isolation-audit", "orphan-cleanup", "weekly-report"]) {
+    for (const job of JOBS.map((j) => j.name)) {
       assert.ok(jobs.includes(job), `job ${job} listed`);
     }
 

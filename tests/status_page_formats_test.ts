@@ -9,6 +9,7 @@ import { createStatusFixture, type StatusFixture, XSS_NAME } from "./status_page
 import { elements, findAll, findOne, hasClass, parseXml, textOf, type XmlElement } from "./_xml.ts";
 import { createStatusPageApp } from "../shared/status_page/app.ts";
 import { fitLines, svg, textWidth, xmlChars } from "../shared/status_page/svg.ts";
+import { JOBS } from "../shared/jobs/mod.ts";
 
 const pageUrl = (query = "", path = "") => `${stack().functionsUrl}/status-page${path}${query}`;
 
@@ -388,7 +389,7 @@ Deno.test("status-page ?format=svg: strict XML, no script of any kind, the HTML 
       new RegExp(fx.evolutionVersion.replaceAll(".", "\\.")),
     );
     const jobs = findAll(doc, "g").filter((g) => hasClass(g, "job")).map((g) => g.attrs["data-job"]);
-    for (const job of ["health-check", "cleanup-logs", "isolation-audit", "orphan-cleanup", "weekly-report"]) {
+    for (const job of JOBS.map((j) => j.name)) {
       assert.ok(jobs.includes(job), `job ${job}`);
     }
     assert.match(

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { stack, testDeps } from "./_helpers.ts";
 import { createStatusFixture, XSS_NAME } from "./status_page_fixture.ts";
 import { createStatusPageApp } from "../shared/status_page/app.ts";
-import { createJobApp } from "../shared/job_app.ts";
+import { createJobApp } from "../shared/jobs/app.ts";
 import { healthCheck } from "../shared/jobs/health_check.ts";
 
 const pageUrl = (query = "", path = "") => `${stack().functionsUrl}/status-page${path}${query}`;

@@ -10,6 +10,7 @@ import { stack, testDeps } from "./_helpers.ts";
 import { createStatusFixture, XSS_NAME } from "./status_page_fixture.ts";
 import { openPage } from "./_chromium.ts";
 import { createStatusPageApp } from "../shared/status_page/app.ts";
+import { JOBS } from "../shared/jobs/mod.ts";
 
 /** `[state, x, width]` of each segment of a bar, read from the DOM (`row` is the CSS selector of the tenant row). */
 function segments(page: Page, row: string, window: string) {
@@ -119,7 +120,7 @@ Deno.test("SVG status board in headless Chromium: states, bars as the HTML page 
     assert.ok(await alert.isVisible());
     assert.match(await alert.textContent() ?? "", /Instance not found in Evolution API/);
     const jobs = await page.locator("#jobs g.job").evaluateAll((gs) => gs.map((g) => g.getAttribute("data-job")));
-    for (const job of ["health-check", "cleanup-logs", "isolation-audit", "orphan-cleanup", "weekly-report"]) {
+    for (const job of JOBS.map((j) => j.name)) {
       assert.ok(jobs.includes(job), `job ${job} listed`);
     }
 

@@ -113,6 +113,15 @@ async function purgePolicy(
 export const cleanupLogs: JobDefinition<typeof CleanupLogsInput> = {
   name: "cleanup-logs",
   input: CleanupLogsInput,
+  schedule: "0 2 * * *",
+  sampleInput: { dryRun: true },
+  summarize(r) {
+    if (!("totalDeleted" in r)) return "";
+    // deno-lint-ignore no-explicit-any
+    const orphans = (r.orphanIntegrations as any)?.count ?? 0;
+    return `${r.totalDeleted} row(s) removed${r.remaining ? " (more left for the next run)" : ""}; ` +
+      `${orphans} orphan integration(s)${r.dryRun ? " (dry run)" : ""}`;
+  },
   isDryRun: (input) => input.dryRun,
   async run({ deps, input }): Promise<JobOutcome> {
     const { sql, config } = deps;

@@ -16,7 +16,7 @@ import type { EvolutionClient } from "../evolution/client.ts";
 import { channelsFor } from "../alerts/channels.ts";
 import { drainOutbox } from "../alerts/outbox.ts";
 import { type AlertCandidate, evaluateAlerts, type PlatformAlertKind } from "../alerts/lifecycle.ts";
-import { deadManCheck } from "../alerts/deadman.ts";
+import { deadManCheck } from "./deadman.ts";
 import type { Carry, JobDefinition, JobOutcome, JobStatus, Trigger } from "./runner.ts";
 
 /** Input accepted by `health-check`: optionally only some tenants (then alerts of other tenants are left as they are). */
@@ -350,7 +350,7 @@ export async function runHealthCheck(
   const databaseRecoveredNow = await databaseRecovered(deps, ctx.carry).catch(() => false);
 
   const [settings] = await sql<{ concurrency: number }[]>`
-    select coalesce((maintenance.setting('health_check_concurrency') #>> '{}')::int, 8) as concurrency`;
+    select (maintenance.setting('health_check_concurrency') #>> '{}')::int as concurrency`;
   const tenants = await sql<TenantRow[]>`
     select t.id, t.slug, ti.id as integration_id, ti.is_active as integration_active,
       ti.config ->> 'instance_name' as instance_name,
@@ -492,6 +492,16 @@ export async function runHealthCheck(
 export const healthCheck: JobDefinition<typeof HealthCheckInput> = {
   name: "health-check",
   input: HealthCheckInput,
+  schedule: "*/5 * * * *",
+  sampleInput: {},
+  summarize(r) {
+    // deno-lint-ignore no-explicit-any
+    const t = r.tenants as any, s = r.services as any, a = r.alerts as any, calls = r.evolutionCalls as any;
+    if (!t) return "";
+    return `${t.checked} tenant(s): ${t.healthy} healthy, ${t.degraded} degraded, ${t.unhealthy} unhealthy; ` +
+      `Evolution ${s?.evolution_api?.status ?? "?"}; ${Array.isArray(a?.firing) ? a.firing.length : 0} alert(s) ` +
+      `firing; ${calls?.fetchInstances ?? 0} fetchInstances call`;
+  },
   leaseSeconds: 240,
   onDatabaseUnavailable,
   run: ({ deps, input, runId, trigger, carry }) => runHealthCheck(deps, { runId, input, trigger, carry }),

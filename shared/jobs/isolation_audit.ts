@@ -454,6 +454,15 @@ async function applyStep(
 export const isolationAudit: JobDefinition<typeof IsolationAuditInput> = {
   name: "isolation-audit",
   input: IsolationAuditInput,
+  schedule: "0 6 * * *",
+  sampleInput: { apply: false },
+  summarize(r) {
+    if (!("violationCount" in r)) return "";
+    // deno-lint-ignore no-explicit-any
+    const checked = (r.evolution as any)?.webhooksChecked ?? 0;
+    return `${r.violationCount} violation(s)${r.apply ? `, ${r.fixed} fixed` : ' (dry run: {"apply":true} fixes)'}; ` +
+      `${checked} webhook(s) checked on Evolution`;
+  },
   isDryRun: (input) => !input.apply,
   run({ deps, input, runId, trigger }) {
     return runIsolationAudit(deps, { runId, input, actor: `job:isolation-audit:${trigger}` });

@@ -193,6 +193,13 @@ export async function runOrphanCleanup(
 export const orphanCleanup: JobDefinition<typeof OrphanCleanupInput> = {
   name: "orphan-cleanup",
   input: OrphanCleanupInput,
+  schedule: "0 3 * * *",
+  sampleInput: { apply: false },
+  summarize(r) {
+    if (!("orphanCount" in r)) return "";
+    const deleted = Array.isArray(r.deleted) ? r.deleted.length : Number(r.deleted ?? 0);
+    return `${r.listed} instance(s) listed, ${r.orphanCount} orphan(s), ${deleted} deleted (grace ${r.graceHours} h)`;
+  },
   isDryRun: (input) => input.apply === false,
   run({ deps, input, runId, trigger }) {
     return runOrphanCleanup(deps, { runId, input, actor: `job:orphan-cleanup:${trigger}` });

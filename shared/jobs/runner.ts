@@ -12,8 +12,11 @@ import { errorMessage } from "../errors.ts";
 export const JobStatus = z.enum(["healthy", "degraded", "unhealthy", "ok", "error", "skipped"]);
 export type JobStatus = z.infer<typeof JobStatus>;
 
-/** The names of the scheduled jobs, as functions and in `job_runs.job`. */
-export const JobName = z.enum(["health-check", "cleanup-logs", "isolation-audit", "orphan-cleanup", "weekly-report"]);
+/**
+ * A job's name: its function's name, its row in `maintenance.scheduled_jobs`, `job_runs.job`. The jobs themselves
+ * are the registry's (shared/jobs/mod.ts).
+ */
+export const JobName = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/);
 export type JobName = z.infer<typeof JobName>;
 
 /** Who started a run. */
@@ -51,11 +54,26 @@ export interface JobContext<I> {
   carry?: Carry;
 }
 
-/** A job: its name, its input schema (fields besides `trigger`), whether an input is a dry run, and its logic. */
+/**
+ * A job: its name, its input schema (fields besides `trigger`), whether an input is a dry run, its logic, and what
+ * the tools around it need to know of it without naming it (its default schedule, a harmless input, a summary).
+ */
 export interface JobDefinition<S extends z.ZodObject = z.ZodObject> {
   name: JobName;
   /** The body fields the job accepts (unknown fields are rejected; `trigger` is added by the runner). */
   input: S;
+  /**
+   * The default schedule (UTC cron), as the job's migration row in `maintenance.scheduled_jobs` writes it (a test
+   * compares the two; operators change the row with `maintenance.set_schedule`).
+   */
+  schedule: string;
+  /**
+   * An input that changes as little as the job allows (its dry run where it has one): what smoke runs and the test
+   * matrices send.
+   */
+  sampleInput: z.input<S>;
+  /** One readable line of a run's report, for `npm start`. */
+  summarize(report: Record<string, unknown>): string;
   isDryRun?: (input: z.infer<S>) => boolean;
   /** How long a run may hold the lease before another run may take over (default 10 min). */
   leaseSeconds?: number;

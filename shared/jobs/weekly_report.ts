@@ -69,6 +69,17 @@ export function reportNotification(report: WeeklyReport) {
 export const weeklyReport: JobDefinition<typeof WeeklyReportInput> = {
   name: "weekly-report",
   input: WeeklyReportInput,
+  schedule: "0 8 * * 0",
+  sampleInput: { days: 1 },
+  summarize(r) {
+    // deno-lint-ignore no-explicit-any
+    const p = r.performance as any, u = r.usage as any, period = r.period as any;
+    if (!p || !u) return "";
+    return `${period?.days ?? "?"} days: ${p.totalRequests} request(s), ${p.successRate ?? "-"} % success, ` +
+      `${u.totalConnections} connection(s), ${u.totalDisconnections} disconnection(s); diagnosis ${
+        p.diagnosis ?? r.diagnosis
+      }`;
+  },
   async run({ deps, input }): Promise<JobOutcome> {
     const until = deps.now();
     const [{ report }] = await deps.sql<{ report: WeeklyReport }[]>`

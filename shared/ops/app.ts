@@ -120,12 +120,31 @@ export function createOpsApp(deps: Deps): Hono {
   app.post("/status", async (c) => {
     const body = await readJson(c, StatusBody);
     if (body.slug) await loadTenant(deps.sql, body.slug);
+    // every job's latest finished run, and its health as the dead-man check judges it (maintenance.job_health)
     const jobs = await deps.sql<
-      { job: string; status: string; started_at: Date; duration_ms: number | null; dry_run: boolean; error: string }[]
+      {
+        job: string;
+        status: string;
+        started_at: Date;
+        duration_ms: number | null;
+        dry_run: boolean;
+        error: string;
+        schedule: string | null;
+        last_success_at: Date | null;
+        next_due_at: Date | null;
+        expected_by: Date | null;
+        missed: boolean | null;
+      }[]
     >`
-      select distinct on (job) job, status, started_at, duration_ms, dry_run, error
-      from maintenance.job_runs where status <> 'running'
-      order by job, started_at desc`;
+      with last as (
+        select distinct on (job) job, status, started_at, duration_ms, dry_run, error
+        from maintenance.job_runs where status <> 'running'
+        order by job, started_at desc)
+      select coalesce(h.job, l.job) as job, l.status, l.started_at, l.duration_ms, l.dry_run, l.error, h.schedule,
+        h.last_success_at, h.next_due_at, h.expected_by, h.missed
+      from maintenance.job_health(now()) h full join last l on l.job = h.job
+      where l.job is not null or h.job is not null
+      order by 1`;
     const leases = await deps.sql<{ tenant_slug: string; action: string; actor: string; acquired_at: Date }[]>`
       select tenant_slug, action, actor, acquired_at from maintenance.tenant_operation_leases
       where expires_at > now() order by acquired_at`;
@@ -137,10 +156,15 @@ export function createOpsApp(deps: Deps): Hono {
       jobs: jobs.map((j) => ({
         job: j.job,
         status: j.status,
-        startedAt: new Date(j.started_at).toISOString(),
+        startedAt: j.started_at ? new Date(j.started_at).toISOString() : null,
         durationMs: j.duration_ms,
         dryRun: j.dry_run,
         error: j.error,
+        schedule: j.schedule,
+        lastSuccessAt: j.last_success_at ? new Date(j.last_success_at).toISOString() : null,
+        nextDueAt: j.next_due_at ? new Date(j.next_due_at).toISOString() : null,
+        expectedBy: j.expected_by ? new Date(j.expected_by).toISOString() : null,
+        missed: j.missed ?? false,
       })),
       runningOperations: leases.map((l) => ({ ...l, acquired_at: new Date(l.acquired_at).toISOString() })),
       orphanSightings: {

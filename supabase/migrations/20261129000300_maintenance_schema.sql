@@ -10,20 +10,23 @@ alter default privileges in schema maintenance grant all on tables to service_ro
 alter default privileges in schema maintenance grant all on functions to service_role;
 alter default privileges in schema maintenance grant all on sequences to service_role;
 
--- why: key/value settings the SQL side needs (instance prefix, webhook base URL, retention, thresholds). The
--- functions keep them in step with their configuration; operators may add keys.
+-- why: key/value settings the SQL side needs (instance prefix, webhook base URL, retention, thresholds). Each key's
+-- default is written once, by the migration that introduces it (`default_value`); an operator or the functions set
+-- `value` (null: the default applies). maintenance.setting(key) is the one way to read them, so no reader repeats
+-- a default of its own.
 create table if not exists maintenance.settings (
   key text primary key,
-  value jsonb not null,
+  value jsonb,
+  default_value jsonb,
   description text,
   updated_at timestamptz not null default now()
 );
 
-insert into maintenance.settings (key, value, description) values
+insert into maintenance.settings (key, default_value, description) values
   ('instance_prefix', '"revalya-"', 'Evolution instance name prefix (INSTANCE_PREFIX)'),
   ('webhook_base_url', 'null', 'Base URL of the webhook receiver (WEBHOOK_BASE_URL); null until a function has run'),
   ('functions_timeout_ms', '15000', 'How long pg_net waits for a scheduled function to answer (it answers 202 at once; this covers a cold start)')
-on conflict (key) do nothing;
+on conflict (key) do update set default_value = excluded.default_value, description = excluded.description;
 
 -- why: one row per job run (scheduled or manual): the response every job function returns, as stored.
 create table if not exists maintenance.job_runs (
@@ -51,11 +54,20 @@ create table if not exists maintenance.job_leases (
   expires_at timestamptz not null
 );
 
--- why: read a setting with a default, from SQL (views, functions) without repeating the jsonb unwrapping.
-create or replace function maintenance.setting(setting_key text, fallback jsonb default null)
-returns jsonb language sql stable set search_path = '' as $$
-  select coalesce((select s.value from maintenance.settings s where s.key = setting_key and s.value <> 'null'::jsonb),
-                  fallback);
+-- why: the value of a setting: what was set, else the default its migration wrote. An unknown key is an error
+-- (a misspelt key must not silently read as null).
+create or replace function maintenance.setting(setting_key text)
+returns jsonb language plpgsql stable set search_path = '' as $$
+declare
+  v jsonb;
+begin
+  select coalesce(nullif(s.value, 'null'::jsonb), s.default_value) into v from maintenance.settings s
+  where s.key = setting_key;
+  if not found then
+    raise exception 'unknown setting: %', setting_key using errcode = '22023';
+  end if;
+  return v;
+end;
 $$;
 
 revoke all on all tables in schema maintenance from public, anon, authenticated;

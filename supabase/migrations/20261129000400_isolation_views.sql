@@ -22,7 +22,7 @@ where ti.integration_type = 'whatsapp';
 -- why: seed §1.2 / §2.1 — integrations whose instance name lacks the prefix (invalid_prefix) or names another
 -- slug (slug_mismatch). A name with the wrong prefix is reported once, as invalid_prefix, with the expected name.
 create or replace view maintenance.naming_violations with (security_invoker = true) as
-with p as (select maintenance.setting('instance_prefix', '"revalya-"') #>> '{}' as prefix)
+with p as (select maintenance.setting('instance_prefix') #>> '{}' as prefix)
 select
   t.slug as tenant_slug,
   ti.tenant_id,

@@ -24,10 +24,10 @@ create index if not exists scheduled_calls_pending_idx on maintenance.scheduled_
 revoke all on maintenance.scheduled_calls from public, anon, authenticated;
 grant all on maintenance.scheduled_calls to service_role;
 
-insert into maintenance.settings (key, value, description) values
+insert into maintenance.settings (key, default_value, description) values
   ('scheduled_call_lost_after', '"1 hour"',
    'A scheduled call pg_net has not answered after this long is recorded as lost (queue lost in a restart, or expired)')
-on conflict (key) do nothing;
+on conflict (key) do update set default_value = excluded.default_value, description = excluded.description;
 
 -- why: copy pg_net's answers to the scheduled calls into maintenance.scheduled_calls before pg_net's ttl deletes
 -- them, and settle the calls that never got one. Cheap (only unsettled calls are looked at); called by every
@@ -42,7 +42,7 @@ declare
   r record;
   body jsonb;
   settled integer := 0;
-  lost_after interval := coalesce((maintenance.setting('scheduled_call_lost_after') #>> '{}')::interval, '1 hour');
+  lost_after interval := (maintenance.setting('scheduled_call_lost_after') #>> '{}')::interval;
 begin
   for r in
     select c.request_id, h.id as answered, h.status_code, h.timed_out, h.error_msg, h.content, h.created
@@ -120,7 +120,7 @@ begin
   where c.job = name and c.settled_at is not null and c.responded_at is not null
   order by c.requested_at desc
   limit 1;
-  timeout_ms := coalesce((maintenance.setting('functions_timeout_ms') #>> '{}')::integer, 15000);
+  timeout_ms := (maintenance.setting('functions_timeout_ms') #>> '{}')::integer;
   request_id := net.http_post(
     url := rtrim(project_url, '/') || '/functions/v1/' || name,
     body := coalesce(body, '{}'::jsonb) || jsonb_build_object('trigger', 'cron')

@@ -3,9 +3,9 @@
 -- maintenance.retention_policies, looked up late (to_regclass) so a policy may name a table that another migration
 -- creates later, or never: a missing table is reported as absent and skipped.
 
-insert into maintenance.settings (key, value, description) values
+insert into maintenance.settings (key, default_value, description) values
   ('log_retention_days', '30', 'Days api_logs rows are kept (LOG_RETENTION_DAYS); older rows are purged daily')
-on conflict (key) do nothing;
+on conflict (key) do update set default_value = excluded.default_value, description = excluded.description;
 
 -- why: one row per table purged by age, besides api_logs. `time_column` is the age column (a row whose value is
 -- null is never purged, so e.g. an undelivered outbox row stays); a row goes once time_column < now() - keep.
@@ -34,7 +34,7 @@ on conflict (relation) do nothing;
 -- LOG_RETENTION_DAYS). Rows with created_at strictly before it are expired; a row exactly at it stays.
 create or replace function maintenance.api_logs_cutoff(as_of timestamptz default now())
 returns timestamptz language sql stable set search_path = '' as $$
-  select as_of - make_interval(days => coalesce((maintenance.setting('log_retention_days') #>> '{}')::integer, 30));
+  select as_of - make_interval(days => (maintenance.setting('log_retention_days') #>> '{}')::integer);
 $$;
 
 -- why: one batch of the api_logs purge, small enough to be its own short transaction (the caller loops, one call

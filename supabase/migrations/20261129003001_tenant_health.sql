@@ -2,12 +2,12 @@
 -- for all tenants of a run), read by alerts and the status page.
 
 -- why: the thresholds of the health rules, tunable by an operator without a deploy.
-insert into maintenance.settings (key, value, description) values
+insert into maintenance.settings (key, default_value, description) values
   ('flap_threshold', '3', 'More than this many connection.update close events within flap_window = frequent_disconnections'),
   ('flap_window', '"2 hours"', 'Window of the frequent_disconnections rule'),
   ('zombie_window', '"24 hours"', 'An open instance with no webhook event for longer than this is a suspected zombie'),
   ('health_check_concurrency', '8', 'Parallel connectionState calls per health-check run (only where the listing is not conclusive)')
-on conflict (key) do nothing;
+on conflict (key) do update set default_value = excluded.default_value, description = excluded.description;
 
 -- why: the latest known health of every active tenant: its state, since when, and what is wrong. One row per tenant,
 -- upserted by every health-check run; the status page and the alert rules read it.
@@ -83,9 +83,9 @@ security definer
 set search_path = ''
 as $$
 declare
-  flap_threshold integer := coalesce((maintenance.setting('flap_threshold') #>> '{}')::integer, 3);
-  flap_window interval := coalesce((maintenance.setting('flap_window') #>> '{}')::interval, interval '2 hours');
-  zombie_window interval := coalesce((maintenance.setting('zombie_window') #>> '{}')::interval, interval '24 hours');
+  flap_threshold integer := (maintenance.setting('flap_threshold') #>> '{}')::integer;
+  flap_window interval := (maintenance.setting('flap_window') #>> '{}')::interval;
+  zombie_window interval := (maintenance.setting('zombie_window') #>> '{}')::interval;
   slugs text[];
   summary jsonb;
   removed integer := 0;

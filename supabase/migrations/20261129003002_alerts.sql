@@ -2,12 +2,12 @@
 -- inhibition by platform incidents) and the outbox every notification is delivered through.
 
 -- why: the alert rules' tunables, changeable by an operator without a deploy.
-insert into maintenance.settings (key, value, description) values
+insert into maintenance.settings (key, default_value, description) values
   ('alert_repeat_interval', '"4 hours"', 'A firing alert is notified again after this long (Alertmanager repeat_interval)'),
   ('platform_incident_share', '0.5', 'More than this share of checked tenants going down in one run is one mass_disconnect incident'),
   ('platform_incident_min_tenants', '5', 'A mass_disconnect needs at least this many tenants going down in one run'),
   ('outbox_max_attempts', '20', 'Delivery attempts of one notification before it is marked failed (backoff 30 s doubling, capped at 1 h)')
-on conflict (key) do nothing;
+on conflict (key) do update set default_value = excluded.default_value, description = excluded.description;
 
 -- why: one row per alert occurrence. The fingerprint (kind, plus the tenant slug for tenant alerts) identifies it;
 -- at most one firing row per fingerprint, resolved rows stay as history. `inhibited_by` names the platform incident
@@ -121,7 +121,7 @@ set search_path = ''
 as $$
   update maintenance.notification_outbox o set
     status = case when ok then 'sent'
-                  when permanent or o.attempts >= coalesce((maintenance.setting('outbox_max_attempts') #>> '{}')::integer, 20)
+                  when permanent or o.attempts >= (maintenance.setting('outbox_max_attempts') #>> '{}')::integer
                     then 'failed'
                   else 'pending' end,
     sent_at = case when ok then now() else o.sent_at end,
@@ -184,11 +184,11 @@ declare
   full_run boolean := coalesce((options ->> 'fullRun')::boolean, false);
   channels text[] := coalesce(array(select jsonb_array_elements_text(options -> 'channels')), '{}');
   repeat_interval interval := coalesce((options ->> 'repeatInterval')::interval,
-    (maintenance.setting('alert_repeat_interval') #>> '{}')::interval, interval '4 hours');
+    (maintenance.setting('alert_repeat_interval') #>> '{}')::interval);
   share numeric := coalesce((options ->> 'share')::numeric,
-    (maintenance.setting('platform_incident_share') #>> '{}')::numeric, 0.5);
+    (maintenance.setting('platform_incident_share') #>> '{}')::numeric);
   min_tenants integer := coalesce((options ->> 'minTenants')::integer,
-    (maintenance.setting('platform_incident_min_tenants') #>> '{}')::integer, 5);
+    (maintenance.setting('platform_incident_min_tenants') #>> '{}')::integer);
   all_candidates jsonb := coalesce(candidates, '[]'::jsonb);
   went uuid[];
   checked integer;

@@ -1,10 +1,10 @@
 -- The remediation budget: how many connection-changing remediations (create, reconnect, reset) a tenant may get per
 -- window, counted from the audit trail, so repeated fixes cannot loop into a QR storm.
 
-insert into maintenance.settings (key, value, description) values
+insert into maintenance.settings (key, default_value, description) values
   ('remediation_max_per_window', '3', 'Connection-changing remediations allowed per tenant per window (fix, reconnect)'),
   ('remediation_window_minutes', '60', 'The remediation budget window, in minutes')
-on conflict (key) do nothing;
+on conflict (key) do update set default_value = excluded.default_value, description = excluded.description;
 
 -- why: same budget as 20261129004003, counting the step names really written (grants are kept by create or replace).
 create or replace function maintenance.remediation_budget(p_tenant_slug text, p_as_of timestamptz default now())
@@ -12,8 +12,8 @@ returns table (used integer, max_allowed integer, remaining integer, window_minu
   window_start timestamptz, resets_at timestamptz)
 language sql stable security definer set search_path = '' as $$
   with s as (
-    select coalesce((maintenance.setting('remediation_max_per_window') #>> '{}')::integer, 3) as max_allowed,
-           coalesce((maintenance.setting('remediation_window_minutes') #>> '{}')::integer, 60) as window_minutes
+    select (maintenance.setting('remediation_max_per_window') #>> '{}')::integer as max_allowed,
+           (maintenance.setting('remediation_window_minutes') #>> '{}')::integer as window_minutes
   ), a as (
     select count(*)::integer as used, array_agg(x.created_at order by x.created_at) as times
     from maintenance.actions_audit x, s

@@ -21,7 +21,7 @@ grant all on maintenance.orphan_sightings to service_role;
 create or replace function maintenance.orphans_among(p_instances jsonb)
 returns table (instance_name text, state text, tenant_exists boolean)
 language sql stable security definer set search_path = '' as $$
-  with p as (select maintenance.setting('instance_prefix', '"revalya-"') #>> '{}' as prefix)
+  with p as (select maintenance.setting('instance_prefix') #>> '{}' as prefix)
   select distinct on (e ->> 'name') e ->> 'name', e ->> 'state',
     exists (select 1 from public.tenants t where p.prefix || t.slug = e ->> 'name')
   from jsonb_array_elements(case when jsonb_typeof(p_instances) = 'array' then p_instances else '[]' end) e, p

@@ -20,7 +20,7 @@ set search_path = ''
 as $$
   with params as (
     select (until - since) / buckets as step,
-      coalesce((maintenance.setting('availability_gap') #>> '{}')::interval, interval '15 minutes') as gap
+      (maintenance.setting('availability_gap') #>> '{}')::interval as gap
   ),
   coverage as (
     select coalesce(range_agg(tstzrange(greatest(r.started_at, since), least(r.started_at + p.gap, until))),
@@ -181,7 +181,7 @@ security definer
 set search_path = ''
 as $$
   with stale as (
-    select coalesce((maintenance.setting('status_page_stale_after') #>> '{}')::interval, interval '15 minutes') as s
+    select (maintenance.setting('status_page_stale_after') #>> '{}')::interval as s
   ),
   last_check as (
     select r.id, r.status, r.started_at, r.finished_at, r.report, r.error

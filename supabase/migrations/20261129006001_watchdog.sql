@@ -3,10 +3,10 @@
 -- one runs in the database alone, from pg_cron (job 'maintenance-watchdog', outside the canais-* jobs it would
 -- otherwise watch itself among), and talks to Slack straight through pg_net.
 
-insert into maintenance.settings (key, value, description) values
+insert into maintenance.settings (key, default_value, description) values
   ('watchdog_stale_after', '"20 minutes"', 'The watchdog alerts when health-check has not succeeded for this long'),
   ('watchdog_repeat', '"4 hours"', 'How often the watchdog repeats its alert while health-check stays silent')
-on conflict (key) do nothing;
+on conflict (key) do update set default_value = excluded.default_value, description = excluded.description;
 
 -- why: the watchdog's own memory (one row): since when health-check is silent, when Slack was last told.
 create table if not exists maintenance.watchdog_state (
@@ -31,8 +31,8 @@ security definer
 set search_path = ''
 as $$
 declare
-  stale_after interval := coalesce((maintenance.setting('watchdog_stale_after') #>> '{}')::interval, '20 minutes');
-  repeat_every interval := coalesce((maintenance.setting('watchdog_repeat') #>> '{}')::interval, '4 hours');
+  stale_after interval := (maintenance.setting('watchdog_stale_after') #>> '{}')::interval;
+  repeat_every interval := (maintenance.setting('watchdog_repeat') #>> '{}')::interval;
   scheduled boolean;
   last_ok timestamptz;
   since timestamptz;
@@ -41,11 +41,11 @@ declare
   decision text;
   message text;
 begin
-  select coalesce(bool_or(j.active), false) into scheduled from cron.job j where j.jobname = 'canais-health-check';
-  select max(r.started_at) into last_ok from maintenance.job_runs r
-  where r.job = 'health-check' and r.status in ('healthy', 'degraded', 'unhealthy');
-  -- a bundle that never ran health-check is judged from when the schedule was first seen by the dead-man check
-  since := coalesce(last_ok, (select w.first_seen_at from maintenance.job_watch w where w.jobname = 'canais-health-check'),
+  select h.active, h.last_success_at into scheduled, last_ok from maintenance.job_health(as_of) h
+  where h.job = 'health-check';
+  scheduled := coalesce(scheduled, false);
+  -- a bundle that never ran health-check is judged from when it was scheduled
+  since := coalesce(last_ok, (select s.created_at from maintenance.scheduled_jobs s where s.job = 'health-check'),
                     (select min(r.started_at) from maintenance.job_runs r));
   select * into st from maintenance.watchdog_state for update;
 
@@ -60,7 +60,7 @@ begin
   end if;
 
   message := case decision
-    when 'firing' then format(':rotating_light: CRITICAL: health-check has not succeeded since %s: the WhatsApp tenants are not being watched. Check the functions, the Vault secrets and net._http_response.', coalesce(since::text, 'ever'))
+    when 'firing' then format(':rotating_light: CRITICAL: health-check has not succeeded since %s: the WhatsApp tenants are not being watched. Check the functions, the Vault secrets and maintenance.scheduled_calls.', coalesce(since::text, 'ever'))
     when 'reminder' then format(':rotating_light: CRITICAL (reminder): health-check still silent since %s.', coalesce(since::text, 'ever'))
     when 'resolved' then format(':white_check_mark: RESOLVED: health-check is running again (last success %s).', last_ok)
   end;

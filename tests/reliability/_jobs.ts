@@ -1,19 +1,25 @@
 /**
  * @module
- * The five scheduled jobs by name, for the matrices that run each of them.
+ * The scheduled jobs by name, from the registry, for the matrices that run each of them.
  */
-import { cleanupLogs } from "../../shared/jobs/cleanup_logs.ts";
-import { healthCheck } from "../../shared/jobs/health_check.ts";
-import { isolationAudit } from "../../shared/jobs/isolation_audit.ts";
-import { orphanCleanup } from "../../shared/jobs/orphan_cleanup.ts";
-import { weeklyReport } from "../../shared/jobs/weekly_report.ts";
+import { JOBS as REGISTRY } from "../../shared/jobs/mod.ts";
 import type { JobDefinition } from "../../shared/jobs/runner.ts";
 
 /** Every scheduled job, by its function name. */
-export const JOBS: Record<string, JobDefinition> = {
-  "health-check": healthCheck as unknown as JobDefinition,
-  "cleanup-logs": cleanupLogs as unknown as JobDefinition,
-  "isolation-audit": isolationAudit as unknown as JobDefinition,
-  "orphan-cleanup": orphanCleanup as unknown as JobDefinition,
-  "weekly-report": weeklyReport as unknown as JobDefinition,
-};
+export const JOBS: Record<string, JobDefinition> = Object.fromEntries(REGISTRY.map((j) => [j.name, j]));
+
+/**
+ * A job's input for a matrix case: its sample input, scoped to `tenants` where its input takes a tenant list, and
+ * applying what it would change (`apply: true`) where it has that field and the case asks for it.
+ */
+export function matrixInput(
+  def: JobDefinition,
+  options: { tenants?: string[]; apply?: boolean } = {},
+): Record<string, unknown> {
+  const shape = def.input.shape as Record<string, unknown>;
+  return {
+    ...def.sampleInput as Record<string, unknown>,
+    ...(options.tenants && "tenants" in shape ? { tenants: options.tenants } : {}),
+    ...(options.apply && "apply" in shape ? { apply: true } : {}),
+  };
+}

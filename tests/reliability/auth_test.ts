@@ -2,6 +2,7 @@
 // key and with the other secrets of the stack in the key's place → 401 (the webhook by its per-tenant token), with no
 // row changed and no secret in the answer; a webhook for tenant A carrying tenant B's instance → 403 and logged.
 import assert from "node:assert/strict";
+import { JOBS as REGISTRY } from "../../shared/jobs/mod.ts";
 import { createTenant, stack, testSql } from "../_helpers.ts";
 import { WEBHOOK_TOKEN_HEADER, webhookToken } from "../../shared/naming.ts";
 import { leaks, raw, rowCounts, stackSecrets } from "./_matrix.ts";
@@ -13,7 +14,7 @@ interface Target {
   body?: string;
 }
 
-const JOBS = ["health-check", "cleanup-logs", "isolation-audit", "orphan-cleanup", "weekly-report"];
+const JOBS = REGISTRY.map((j) => j.name);
 const OPS_ROUTES = ["diagnose", "fix", "reconnect", "reset", "migrate", "status"];
 
 /** The credentials that must all be refused, as header sets. */

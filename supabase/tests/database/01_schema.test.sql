@@ -1,6 +1,6 @@
 -- Foundation: tables, views, privileges, the seed's isolation views on a fixture, and the cron schedules.
 begin;
-select plan(40);
+select plan(42);
 
 -- the database is a Supabase project's: the real extensions, and a postgres that is not a superuser
 select results_eq($$select extname::text collate "default", extversion::text collate "default" from pg_extension
@@ -89,10 +89,9 @@ select results_eq(
 -- schedules
 select results_eq(
   $$select jobname::text collate "default", schedule::text collate "default" from cron.job where jobname like 'canais-%' order by jobname$$,
-  $$values ('canais-cleanup-logs'::text, '0 2 * * *'::text), ('canais-health-check', '*/5 * * * *'),
-           ('canais-isolation-audit', '0 6 * * *'), ('canais-orphan-cleanup', '0 3 * * *'),
-           ('canais-weekly-report', '0 8 * * 0')$$,
-  'the five scheduled jobs exist with the schedules of DESIGN.md');
+  $$select ('canais-' || job)::text collate "default", schedule collate "default" from maintenance.scheduled_jobs order by job$$,
+  'every row of maintenance.scheduled_jobs is a pg_cron job canais-<job> with its schedule, and nothing else is');
+select ok((select count(*) >= 1 from maintenance.scheduled_jobs), 'the jobs have their rows');
 select ok((select bool_and(command like '%maintenance.invoke_function(%') from cron.job where jobname like 'canais-%'),
   'every schedule goes through maintenance.invoke_function');
 select lives_ok($$select maintenance.set_schedule('health-check', '*/5 * * * *')$$,
@@ -101,6 +100,8 @@ select is((select count(*)::int from cron.job where jobname = 'canais-health-che
   're-applying leaves exactly one health-check job');
 select throws_ok($$select maintenance.set_schedule('drop-database', '* * * * *')$$, '22023', null,
   'set_schedule refuses an unknown job');
+select throws_ok($$update maintenance.scheduled_jobs set schedule = 'every tuesday' where job = 'health-check'$$,
+  null, null, 'a schedule pg_cron cannot read is refused with the row');
 select throws_ok($$select maintenance.invoke_function('../etc', '{}')$$, '22023', null,
   'invoke_function refuses a function name that is not a plain name');
 select isnt((select maintenance.invoke_function('health-check', '{}')), null,

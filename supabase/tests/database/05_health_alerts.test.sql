@@ -1,4 +1,4 @@
--- Health bookkeeping, the alert lifecycle, the outbox and the dead-man inputs (issue 4).
+-- Health bookkeeping, the alert lifecycle, the outbox and the dead-man inputs.
 begin;
 select plan(40);
 
@@ -6,7 +6,7 @@ select has_table('maintenance', 'tenant_health', 'latest health per tenant exist
 select has_table('maintenance', 'tenant_health_history', 'health state history exists');
 select has_table('maintenance', 'alerts', 'alerts exist');
 select has_table('maintenance', 'notification_outbox', 'the notification outbox exists');
-select has_table('maintenance', 'job_watch', 'the dead-man watch list exists');
+select has_table('maintenance', 'scheduled_jobs', 'the list of scheduled jobs the dead-man check watches exists');
 select table_privs_are('maintenance', 'alerts', 'anon', array[]::text[], 'anon cannot touch alerts');
 select table_privs_are('maintenance', 'tenant_health', 'authenticated', array[]::text[],
   'authenticated cannot touch tenant_health');
@@ -142,9 +142,9 @@ select ok((select next_attempt_at > now() from maintenance.notification_outbox w
 select is(maintenance.complete_notification((select id from t_claim), true), 'sent', 'a successful attempt is sent');
 
 -- dead-man inputs
-select ok((select count(*) = 5 from maintenance.scheduled_job_status() where jobname in
-  ('canais-health-check', 'canais-cleanup-logs', 'canais-isolation-audit', 'canais-orphan-cleanup', 'canais-weekly-report')),
-  'scheduled_job_status lists the five scheduled jobs');
+select results_eq($$select job from maintenance.deadman_status() order by job$$,
+  $$select job from maintenance.scheduled_jobs order by job$$,
+  'deadman_status lists every scheduled job');
 
 select * from finish();
 rollback;

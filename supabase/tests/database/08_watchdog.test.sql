@@ -10,8 +10,7 @@ select ok(not has_function_privilege('anon', 'maintenance.watchdog(timestamptz)'
 -- a clean slate inside this transaction
 delete from maintenance.job_runs where job = 'health-check';
 update maintenance.watchdog_state set firing_since = null, last_notified_at = null;
-insert into maintenance.job_watch (jobname, first_seen_at) values ('canais-health-check', now() - interval '2 days')
-  on conflict (jobname) do update set first_seen_at = excluded.first_seen_at;
+update maintenance.scheduled_jobs set created_at = now() - interval '2 days' where job = 'health-check';
 select cron.alter_job(jobid, active := true) from cron.job where jobname = 'canais-health-check';
 do $$ begin  -- through Vault's functions: the stored secret is ciphertext
   perform vault.update_secret(id, 'http://127.0.0.1:9/slack-watchdog-test') from vault.secrets

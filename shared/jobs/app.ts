@@ -13,9 +13,9 @@
  */
 import { z } from "zod";
 import type { Hono } from "hono";
-import type { Deps } from "./deps.ts";
-import { createFunctionApp, readJson, requireSecretKey } from "./http.ts";
-import { Carry, type JobDefinition, type JobRunResponse, runJob, Trigger } from "./jobs/runner.ts";
+import type { Deps } from "../deps.ts";
+import { createFunctionApp, readJson, requireSecretKey } from "../http.ts";
+import { Carry, type JobDefinition, type JobRunResponse, runJob, Trigger } from "./runner.ts";
 
 /** Whether a `Prefer` header asks for an asynchronous answer (`respond-async` among its preferences). */
 export function prefersAsync(prefer: string | undefined | null): boolean {
