@@ -21,14 +21,40 @@ revoke all on maintenance.retention_policies from public, anon, authenticated;
 grant all on maintenance.retention_policies to service_role;
 
 insert into maintenance.retention_policies (relation, time_column, keep, description) values
-  ('public.tenant_sessions_audit', 'expires_at', '0', 'expired sessions (seed §2.2)'),
+  ('public.tenant_sessions_audit', 'expires_at', '0', 'expired sessions'),
   ('cron.job_run_details', 'end_time', '7 days', 'pg_cron run history (grows forever otherwise)'),
   ('maintenance.scheduled_calls', 'requested_at', '30 days', 'the record of each scheduled call and its answer'),
   ('maintenance.job_runs', 'started_at', '90 days', 'this bundle''s job runs'),
-  ('maintenance.webhook_receipts', 'received_at', '7 days', 'webhook receipts (if that table exists)'),
-  ('maintenance.alert_outbox', 'delivered_at', '30 days', 'delivered alert notifications (if that table exists)'),
-  ('maintenance.notification_outbox', 'delivered_at', '30 days', 'delivered notifications (if that table exists)')
+  -- webhook dedup receipts go long after Evolution's retries (about 20 minutes) have given up
+  ('maintenance.webhook_receipts', 'received_at', '7 days', 'webhook dedup receipts'),
+  -- delivered notifications (sent_at set) go; pending and failed ones (sent_at null) stay
+  ('maintenance.notification_outbox', 'sent_at', '30 days', 'notifications delivered more than 30 days ago'),
+  ('maintenance.tenant_health_history', 'at', '90 days', 'tenant health state changes')
 on conflict (relation) do nothing;
+
+-- The api_logs purge keeps each tenant's latest connection.update, however old: it is the only record of the
+-- tenant's current connection state, and the uptime report reads it as the state at the start of a period. Without
+-- it, a tenant connected for longer than the retention would be reported as unknown, and a purge of old rows would
+-- change the report for a period the purge never touched.
+
+-- why: finds a tenant's state changes in a period and its latest one before it without walking its other logs
+-- (a few rows per tenant per day); used by the rule below and by the uptime report.
+create index if not exists api_logs_connection_update_idx on public.api_logs (tenant_slug, created_at, id)
+  where service = 'whatsapp' and event = 'connection.update';
+
+-- why: the rule, written once: whether an api_logs row is its tenant's latest connection.update. Used by the purge
+-- and by the count of what it would delete. A plain SQL function (no security definer, every name qualified) so the
+-- planner inlines it into those statements.
+create or replace function maintenance.is_latest_connection_state(
+  l_service text, l_event text, l_tenant_slug text, l_created_at timestamptz, l_id bigint
+)
+returns boolean language sql stable as $$
+  select l_service = 'whatsapp' and l_event = 'connection.update' and l_tenant_slug is not null
+    and not exists (
+      select 1 from public.api_logs n
+      where n.service = 'whatsapp' and n.event = 'connection.update' and n.tenant_slug = l_tenant_slug
+        and (n.created_at, n.id) > (l_created_at, l_id));
+$$;
 
 -- why: the api_logs retention cut-off, from maintenance.settings (the functions keep it equal to
 -- LOG_RETENTION_DAYS). Rows with created_at strictly before it are expired; a row exactly at it stays.
@@ -39,9 +65,9 @@ $$;
 
 -- why: one batch of the api_logs purge, small enough to be its own short transaction (the caller loops, one call
 -- per transaction, under a time budget). Index-driven: the oldest `batch_size` rows before `cutoff` by the
--- created_at index, deleted by ctid. `after` is the previous batch's last created_at, so a run never re-walks the
--- index entries it has just made dead. Rows are only marked deleted (no index is touched), and nothing a webhook
--- insert waits on is locked.
+-- created_at index, deleted by ctid, each tenant's latest connection.update skipped. `after` is the previous
+-- batch's last created_at, so a run never re-walks the index entries it has just made dead. Rows are only marked
+-- deleted (no index is touched), and nothing a webhook insert waits on is locked.
 create or replace function maintenance.purge_api_logs_batch(
   cutoff timestamptz, batch_size integer default 10000, after timestamptz default null
 )
@@ -60,6 +86,7 @@ begin
       where l.ctid = any (array(
         select s.ctid from public.api_logs s
         where s.created_at < cutoff and (after is null or s.created_at >= after)
+          and not maintenance.is_latest_connection_state(s.service, s.event, s.tenant_slug, s.created_at, s.id)
         order by s.created_at
         limit batch_size))
       returning l.created_at
@@ -68,10 +95,12 @@ begin
 end;
 $$;
 
--- why: what a dry run reports and what a run that ran out of time still has to do: api_logs rows before the cutoff.
+-- why: what a dry run reports and what a run that ran out of time still has to do, with the purge's rule.
 create or replace function maintenance.count_expired_api_logs(cutoff timestamptz)
 returns bigint language sql stable security definer set search_path = '' as $$
-  select count(*) from public.api_logs where created_at < cutoff;
+  select count(*) from public.api_logs s
+  where s.created_at < cutoff
+    and not maintenance.is_latest_connection_state(s.service, s.event, s.tenant_slug, s.created_at, s.id);
 $$;
 
 -- why: the retention policies as they apply now: whether the table exists (late-bound, to_regclass), whether its
@@ -128,7 +157,8 @@ begin
 end;
 $$;
 
--- why: seed §2.2's orphan integration query, as the report lists it (instance name rather than the whole config).
+-- why: the orphan integrations (integration rows whose tenant is gone), as the report lists them (instance name rather
+-- than the whole config).
 create or replace function maintenance.orphan_integrations_report(max_rows integer default 50)
 returns jsonb language sql stable security definer set search_path = '' as $$
   select jsonb_build_object(

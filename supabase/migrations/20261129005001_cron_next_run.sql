@@ -1,5 +1,5 @@
 -- The next run of a pg_cron schedule, in SQL, so the dashboard can show when each job is due without leaving the
--- database. Same semantics as croner (the dead-man check's parser) and pg_cron: five UTC fields, lists, ranges,
+-- database. pg_cron's semantics (vixie cron's): five UTC fields, lists, ranges,
 -- steps, month/day names, 7 = Sunday, and day-of-month OR day-of-week when both are restricted (vixie cron).
 
 -- why: one cron field ('*/5', '1-5', 'mon,wed', '10-40/15') as the sorted set of values it allows, or null when it
@@ -49,7 +49,7 @@ revoke all on function maintenance.cron_field_values(text, integer, integer) fro
 grant execute on function maintenance.cron_field_values(text, integer, integer) to service_role;
 
 -- why: when a pg_cron schedule next fires strictly after `after` (UTC), for the dashboard's "next due" and the
--- missed-run judgement (the dead-man check does the same with croner). Macros (@hourly, @daily, @weekly, @monthly,
+-- missed-run judgement (maintenance.job_health, the one place that rule is written). Macros (@hourly, @daily, @weekly, @monthly,
 -- @yearly) are expanded; pg_cron's '<n> seconds' form is `after` + n seconds; anything unparsable gives null.
 create or replace function maintenance.cron_next_run(schedule text, after timestamptz)
 returns timestamptz

@@ -46,7 +46,7 @@ select is((select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.
              and array_to_string(p.proconfig, ',') like '%search_path=""%'), 4,
   'the security definer functions pin an empty search_path');
 
--- cron arithmetic (the same answers croner gives the dead-man check)
+-- cron arithmetic (the next runs pg_cron itself would make)
 select is(maintenance.cron_next_run('*/5 * * * *', '2026-01-01 10:05:00Z'), '2026-01-01 10:10:00Z'::timestamptz,
   'every five minutes: strictly after the given time');
 select is(maintenance.cron_next_run('*/5 * * * *', '2026-01-01 10:07:31Z'), '2026-01-01 10:10:00Z'::timestamptz,
