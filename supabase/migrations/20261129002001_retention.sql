@@ -42,19 +42,18 @@ on conflict (relation) do nothing;
 create index if not exists api_logs_connection_update_idx on public.api_logs (tenant_slug, created_at, id)
   where service = 'whatsapp' and event = 'connection.update';
 
--- why: the rule, written once: whether an api_logs row is its tenant's latest connection.update. Used by the purge
--- and by the count of what it would delete. A plain SQL function (no security definer, every name qualified) so the
--- planner inlines it into those statements.
-create or replace function maintenance.is_latest_connection_state(
-  l_service text, l_event text, l_tenant_slug text, l_created_at timestamptz, l_id bigint
-)
-returns boolean language sql stable as $$
-  select l_service = 'whatsapp' and l_event = 'connection.update' and l_tenant_slug is not null
-    and not exists (
-      select 1 from public.api_logs n
-      where n.service = 'whatsapp' and n.event = 'connection.update' and n.tenant_slug = l_tenant_slug
-        and (n.created_at, n.id) > (l_created_at, l_id));
-$$;
+-- why: the rule, written once: the api_logs rows the purge may delete when they are old enough, i.e. all but each
+-- tenant's latest connection.update. A view (with the row's ctid) so the planner folds it into the purge and into
+-- the count of what the purge would delete.
+create or replace view maintenance.api_logs_purgeable with (security_invoker = true) as
+select s.ctid as row_ctid, s.created_at
+from public.api_logs s
+where not (s.service = 'whatsapp' and s.event = 'connection.update' and s.tenant_slug is not null
+  and not exists (
+    select 1 from public.api_logs n
+    where n.service = 'whatsapp' and n.event = 'connection.update' and n.tenant_slug = s.tenant_slug
+      and (n.created_at, n.id) > (s.created_at, s.id)));
+revoke all on maintenance.api_logs_purgeable from public, anon, authenticated;
 
 -- why: the api_logs retention cut-off, from maintenance.settings (the functions keep it equal to
 -- LOG_RETENTION_DAYS). Rows with created_at strictly before it are expired; a row exactly at it stays.
@@ -84,10 +83,9 @@ begin
     with gone as (
       delete from public.api_logs l
       where l.ctid = any (array(
-        select s.ctid from public.api_logs s
-        where s.created_at < cutoff and (after is null or s.created_at >= after)
-          and not maintenance.is_latest_connection_state(s.service, s.event, s.tenant_slug, s.created_at, s.id)
-        order by s.created_at
+        select p.row_ctid from maintenance.api_logs_purgeable p
+        where p.created_at < cutoff and (after is null or p.created_at >= after)
+        order by p.created_at
         limit batch_size))
       returning l.created_at
     )
@@ -98,9 +96,7 @@ $$;
 -- why: what a dry run reports and what a run that ran out of time still has to do, with the purge's rule.
 create or replace function maintenance.count_expired_api_logs(cutoff timestamptz)
 returns bigint language sql stable security definer set search_path = '' as $$
-  select count(*) from public.api_logs s
-  where s.created_at < cutoff
-    and not maintenance.is_latest_connection_state(s.service, s.event, s.tenant_slug, s.created_at, s.id);
+  select count(*) from maintenance.api_logs_purgeable p where p.created_at < cutoff;
 $$;
 
 -- why: the retention policies as they apply now: whether the table exists (late-bound, to_regclass), whether its
