@@ -3,7 +3,7 @@
  * Retention purge, ours against the seed's, each on a fresh load of the same rows (half of them expired), while a
  * concurrent writer records webhook events on its own connection and times each insert.
  *
- *   seed: seed §2.2, one `DELETE FROM api_logs WHERE created_at < now() - interval '30 days'`
+ *   seed: the seed's purge, one `DELETE FROM api_logs WHERE created_at < now() - interval '30 days'`
  *   ours: the `cleanup-logs` job through `runJob` (index-driven batches, each its own short transaction, each
  *         tenant's latest connection.update kept), with a time budget large enough to finish
  *

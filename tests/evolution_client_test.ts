@@ -1,4 +1,4 @@
-// Contract tests: the Evolution client against the in-process simulator, every operation and every §2 error case,
+// Contract tests: the Evolution client against the in-process simulator, every operation and every error case of docs/EVOLUTION.md,
 // in v2.3.7 and v1.8.6 modes; plus the api_logs rows the client writes (real local Postgres).
 import assert from "node:assert/strict";
 import { type Simulator, type SimVersion, startSimulator } from "../dev/evolution_sim/app.ts";

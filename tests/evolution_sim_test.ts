@@ -78,7 +78,7 @@ Deno.test("simulator guards in the order 404 → 403 → 401 with the contract's
   }
 });
 
-Deno.test("simulator answers the other §2 error cases like Evolution", async (t) => {
+Deno.test("simulator answers the other error cases like Evolution", async (t) => {
   const s = await sim();
   const k = s.apiKey;
   try {
@@ -150,7 +150,7 @@ Deno.test("simulator answers the other §2 error cases like Evolution", async (t
   }
 });
 
-Deno.test("simulator delivers webhooks with the §4.1 envelope, byEvents suffixes and custom headers", async () => {
+Deno.test("simulator delivers webhooks with Evolution's envelope, byEvents suffixes and custom headers", async () => {
   const r = receiver();
   const s = await sim();
   try {

@@ -1,13 +1,13 @@
 /**
  * @module
- * Contract-faithful Evolution API simulator (dev and tests only; `evolution-contract.md` §1–§5, checklist §9).
+ * Contract-faithful Evolution API simulator (dev and tests only; the behaviours it follows: docs/EVOLUTION.md).
  *
  * - Auth: global key, per-instance token; guard order 404 (unknown instance) → 403 (create: name in use) → 401;
  *   the 401 body carries a string message, every other error an array, in the `{status, error, response}` envelope.
- * - Endpoints of §3 (v2.3.7 by default, or v1.8.6: flat snake_case bodies, PUT restart, v1 shapes).
- * - State machine of §5: close → connecting (QR every `qrIntervalMs`, refused after `qrLimit`) → open on a
+ * - The endpoints the client uses (v2.3.7 by default, or v1.8.6: flat snake_case bodies, PUT restart, v1 shapes).
+ * - The instance state machine: close → connecting (QR every `qrIntervalMs`, refused after `qrLimit`) → open on a
  *   simulated scan; terminal close with `status.instance`, `logout.instance`, `connection.update{close}`.
- * - Webhooks of §4: envelope §4.1, event filter by config name, `byEvents` suffixes, custom headers, retries with
+ * - Webhooks: the envelope, event filter by config name, `byEvents` suffixes, custom headers, retries with
  *   backoff (`webhookRetryDelaysMs`), no retry on 400/401/403/404/422.
  * - A control API for tests, in process (`Simulator.control`) and over HTTP (`/_control/*`, see README).
  */

@@ -1,6 +1,6 @@
 /**
  * @module
- * Evolution webhook event vocabulary (contract §3.9, §4.2, §4.3): the config names accepted in `events[]`, the
+ * Evolution webhook event vocabulary (docs/EVOLUTION.md, webhooks): the config names accepted in `events[]`, the
  * dotted names in payloads, the mapping between them and the `byEvents` URL suffix. Shared by the client (what to
  * subscribe), the webhook receiver (what to store) and the simulator (what to deliver where).
  */

@@ -4,7 +4,7 @@
  * index-driven batches, each its own short transaction (`maintenance.purge_api_logs_batch`), under a time budget so
  * a run never outlives the Edge Functions wall clock; what is left is finished by the next run (`remaining`). Then
  * every table of `maintenance.retention_policies` that exists (expired sessions, pg_cron history, pg_net responses,
- * old job runs, other engineers' tables) is purged the same way, and the orphan integrations (seed §2.2) are
+ * old job runs, other engineers' tables) is purged the same way, and the orphan integrations (integration rows whose tenant is gone) are
  * reported. `{"dryRun": true}` counts what would go and deletes nothing.
  */
 import { z } from "zod";

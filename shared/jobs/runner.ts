@@ -8,7 +8,7 @@ import { z } from "zod";
 import type { Deps } from "../deps.ts";
 import { errorMessage } from "../errors.ts";
 
-/** Final statuses of a run (DESIGN.md). */
+/** Final statuses of a run, as `job_runs.status` stores them. */
 export const JobStatus = z.enum(["healthy", "degraded", "unhealthy", "ok", "error", "skipped"]);
 export type JobStatus = z.infer<typeof JobStatus>;
 

@@ -1,12 +1,12 @@
 /**
  * @module
  * The `whatsapp-webhook` app: receives Evolution's webhook POSTs at
- * `…/whatsapp-webhook/api/whatsapp/webhook/<slug>[/<event-suffix>]` (the seed's URL convention with
+ * `…/whatsapp-webhook/api/whatsapp/webhook/<slug>[/<event-suffix>]` (the tenants' webhook URL convention, `{WEBHOOK_BASE_URL}/api/whatsapp/webhook/{slug}`, with
  * `WEBHOOK_BASE_URL` pointing at this function; the suffix is Evolution's `byEvents` mode).
  *
  * Per request, in this order: the slug is valid (400) and names a tenant (404); the `x-webhook-token` header equals
  * the tenant's token, HMAC-SHA256(slug, WEBHOOK_SECRET), compared in constant time (401); the body is JSON ≤ 1 MB
- * with the §4.1 envelope (400/413/415); the envelope's `instance` is the tenant's own instance name, else 403 and
+ * with Evolution's webhook envelope (400/413/415); the envelope's `instance` is the tenant's own instance name, else 403 and
  * an `api_logs` row `error_type='cross_tenant'`. Then ONE statement (`maintenance.record_webhook_event`) stores
  * the receipt (dedup of redeliveries), the `api_logs` row for connection/lifecycle events and the tenant's
  * webhook activity. Tenants are looked up by one indexed query and cached for a few seconds.
@@ -20,7 +20,7 @@ import { ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } fro
 import { instanceName, parseSlug, WEBHOOK_TOKEN_HEADER, webhookToken } from "../naming.ts";
 import { eventSuffix, LOGGED_EVENTS } from "../evolution/events.ts";
 
-/** The §4.1 envelope, as far as the receiver needs it (other keys are allowed and ignored). */
+/** Evolution's webhook envelope (docs/EVOLUTION.md), as far as the receiver needs it (other keys are allowed and ignored). */
 export const WebhookEnvelope = z.object({
   event: z.string().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "must be an Evolution event name"),
   instance: z.string().min(1).max(200),

@@ -1,7 +1,7 @@
--- The seed's daily isolation checks (§1.1 instance status, §1.2 naming, §1.3 webhook URLs, §2.2 orphan
+-- The seed's daily isolation checks (instance status, naming, webhook URLs, orphan
 -- integrations) as views, so the audit job, the status page and the dashboard read one definition.
 
--- why: seed §1.1 — every WhatsApp integration with its status: Stale (not updated for 24 h), Active or Inactive.
+-- why: every WhatsApp integration with its status: Stale (not updated for 24 h), Active or Inactive.
 create or replace view maintenance.instance_status with (security_invoker = true) as
 select
   t.slug as tenant_slug,
@@ -19,7 +19,7 @@ from public.tenant_integrations ti
 join public.tenants t on t.id = ti.tenant_id
 where ti.integration_type = 'whatsapp';
 
--- why: seed §1.2 / §2.1 — integrations whose instance name lacks the prefix (invalid_prefix) or names another
+-- why: integrations whose instance name lacks the prefix (invalid_prefix) or names another
 -- slug (slug_mismatch). A name with the wrong prefix is reported once, as invalid_prefix, with the expected name.
 create or replace view maintenance.naming_violations with (security_invoker = true) as
 with p as (select maintenance.setting('instance_prefix') #>> '{}' as prefix)
@@ -40,7 +40,7 @@ cross join p
 where ti.integration_type = 'whatsapp'
   and (ti.config ->> 'instance_name') is distinct from p.prefix || t.slug;
 
--- why: seed §1.3 — integrations whose stored webhook URL is not {WEBHOOK_BASE_URL}/api/whatsapp/webhook/{slug}.
+-- why: integrations whose stored webhook URL is not {WEBHOOK_BASE_URL}/api/whatsapp/webhook/{slug}.
 create or replace view maintenance.webhook_mismatches with (security_invoker = true) as
 with b as (select rtrim(maintenance.setting('webhook_base_url') #>> '{}', '/') as base)
 select
@@ -56,7 +56,7 @@ where ti.integration_type = 'whatsapp'
   and b.base is not null
   and (ti.config ->> 'webhook_url') is distinct from b.base || '/api/whatsapp/webhook/' || t.slug;
 
--- why: seed §2.2 — integration rows whose tenant no longer exists (possible where the FK is absent or was
+-- why: integration rows whose tenant no longer exists (possible where the FK is absent or was
 -- added after the fact on an existing database).
 create or replace view maintenance.orphan_integrations with (security_invoker = true) as
 select ti.*

@@ -56,7 +56,7 @@ revoke all on function maintenance.record_webhook_event(text, text, text, timest
 grant execute on function maintenance.record_webhook_event(text, text, text, timestamptz, jsonb, boolean)
   to service_role;
 
--- why: seed §2.1 "tentativa de acesso cruzado": an event posted to one tenant's webhook claiming another instance.
+-- why: a cross-tenant attempt: an event posted to one tenant's webhook claiming another instance.
 -- Logged against the tenant whose URL was used, with what was claimed, for the isolation audit and diagnoses.
 create or replace function maintenance.record_cross_tenant_attempt(
   slug text, claimed_instance text, expected_instance text, event_name text

@@ -1,4 +1,4 @@
--- The weekly report in SQL (seed §2.1 analyzePerformance, §3.1 diagnosePerformance, generateUsageReport): every
+-- The weekly report in SQL (the seed's analyzePerformance, diagnosePerformance and generateUsageReport): every
 -- figure is an aggregate computed in Postgres over the whole period, never rows pulled into TypeScript, so the
 -- answer is the same for 10 rows and 10 million.
 
@@ -13,7 +13,7 @@ returns text language sql immutable set search_path = '' as $$
   end;
 $$;
 
--- why: seed §2.1 analyzePerformance over [since, until) for one service: total requests, success rate, average and
+-- why: the seed's analyzePerformance over [since, until) for one service: total requests, success rate, average and
 -- exact p50/p95/p99 response time (percentile_cont, over rows that have a response_time), errors by type (a null
 -- error_type counts as 'unknown'), the slowest tenants by average, and the same figures per tenant, with the seed's
 -- diagnosis overall and per tenant. Rows without a tenant_slug count overall and appear as tenant null.

@@ -1,7 +1,7 @@
 -- The SQL half of `whatsapp-ops diagnose`: disconnections and performance of one tenant, and the Evolution API's
 -- recent stability, aggregated in the database instead of pulling log rows into TypeScript (the seed's way).
 
--- why: seed troubleshooting §1.2 — terminal closes of a tenant's instance in a window (connection.update events
+-- why: terminal closes of a tenant's instance in a window (connection.update events
 -- with state close, as the webhook receiver logs them), with the reasons; more than 3 in 2 h is a pattern.
 create or replace function maintenance.tenant_disconnections(
   p_tenant_slug text, p_window interval default '2 hours', p_as_of timestamptz default now()
@@ -27,7 +27,7 @@ language sql stable security definer set search_path = '' as $$
   from r;
 $$;
 
--- why: seed troubleshooting §3.1 for one tenant — the Evolution calls made for it in a window (p_events: the
+-- why: for one tenant, the Evolution calls made for it in a window (p_events: the
 -- client's operation names), their success rate, mean and p95 latency, and errors by type.
 create or replace function maintenance.tenant_performance(
   p_tenant_slug text, p_events text[], p_window interval default '24 hours', p_as_of timestamptz default now()
@@ -52,7 +52,7 @@ language sql stable security definer set search_path = '' as $$
   from l;
 $$;
 
--- why: seed troubleshooting §1.2 "is Evolution stable?" — all tenants' Evolution calls in a short window.
+-- why: "is Evolution stable?": all tenants' Evolution calls in a short window.
 create or replace function maintenance.evolution_stability(
   p_events text[], p_window interval default '30 minutes', p_as_of timestamptz default now()
 )

@@ -21,10 +21,10 @@ select has_table('public', 'tenant_sessions_audit', 'tenant_sessions_audit exist
 select has_table('maintenance', 'job_runs', 'maintenance.job_runs exists');
 select has_table('maintenance', 'settings', 'maintenance.settings exists');
 select has_table('maintenance', 'job_leases', 'maintenance.job_leases exists');
-select has_view('maintenance', 'instance_status', 'the seed §1.1 instance status view exists');
-select has_view('maintenance', 'naming_violations', 'the seed §1.2 naming view exists');
-select has_view('maintenance', 'webhook_mismatches', 'the seed §1.3 webhook view exists');
-select has_view('maintenance', 'orphan_integrations', 'the seed §2.2 orphan integrations view exists');
+select has_view('maintenance', 'instance_status', 'the instance status view exists');
+select has_view('maintenance', 'naming_violations', 'the naming view exists');
+select has_view('maintenance', 'webhook_mismatches', 'the webhook URL view exists');
+select has_view('maintenance', 'orphan_integrations', 'the orphan integrations view exists');
 select has_index('public', 'api_logs', 'api_logs_created_at_idx', 'api_logs is indexed by created_at for retention');
 select has_index('public', 'api_logs', 'api_logs_tenant_created_idx', 'api_logs is indexed by (tenant_slug, created_at)');
 select has_index('public', 'api_logs', 'api_logs_service_event_created_idx', 'api_logs is indexed by (service, event, created_at)');

@@ -1,4 +1,4 @@
--- Issue 6: the actions audit, tenant operation leases, the remediation budget, orphan sightings, cross-tenant
+-- The actions audit, tenant operation leases, the remediation budget, orphan sightings, cross-tenant
 -- attempts and the per-tenant diagnosis aggregates.
 begin;
 select plan(35);

@@ -1,4 +1,4 @@
--- Dashboard views, job health, cron schedule arithmetic and the status page's SQL (issue 7).
+-- Dashboard views, job health, cron schedule arithmetic and the status page's SQL.
 begin;
 select plan(52);
 
