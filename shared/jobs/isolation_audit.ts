@@ -22,7 +22,7 @@ import type { Deps } from "../deps.ts";
 import { recordAction } from "../audit.ts";
 import { instanceName, Slug, slugFromInstance, WEBHOOK_TOKEN_HEADER, webhookUrl } from "../naming.ts";
 import type { InstanceSummary, WebhookConfig } from "../evolution/types.ts";
-import { describeError, isEvolutionError } from "../ops/tenants.ts";
+import { describeError, isEvolutionError } from "../evolution/errors.ts";
 import type { JobDefinition, JobOutcome } from "./runner.ts";
 
 /** Input accepted by `isolation-audit`. */

@@ -16,7 +16,8 @@
 import type { Deps } from "../deps.ts";
 import type { EvolutionOperation, WebhookConfig } from "../evolution/types.ts";
 import { instanceName, type Slug, WEBHOOK_TOKEN_HEADER } from "../naming.ts";
-import { clientFor, describeError, expectedConfig, isEvolutionError, loadTenant, type TenantView } from "./tenants.ts";
+import { describeError, isEvolutionError } from "../evolution/errors.ts";
+import { clientFor, expectedConfig, loadTenant, type TenantView } from "./tenants.ts";
 
 /** The seed's connection codes. */
 export type ConnectionCode =

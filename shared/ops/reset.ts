@@ -9,16 +9,9 @@
  */
 import type { Deps } from "../deps.ts";
 import { instanceName, type Slug } from "../naming.ts";
+import { describeError, isEvolutionError } from "../evolution/errors.ts";
 import { Operation, type OperationResult, StepFailed, type StepReport } from "./operation.ts";
-import {
-  clientFor,
-  describeError,
-  expectedConfig,
-  type IntegrationConfig,
-  isEvolutionError,
-  loadTenant,
-  withTenantLease,
-} from "./tenants.ts";
+import { clientFor, expectedConfig, type IntegrationConfig, loadTenant, withTenantLease } from "./tenants.ts";
 
 /** What `reset` answers. */
 export interface ResetResponse {

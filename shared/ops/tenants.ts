@@ -2,13 +2,13 @@
  * @module
  * What every on-demand action needs about one tenant: its row and WhatsApp integration (404 when the tenant is
  * unknown), the expected instance name, webhook URL and config, the per-tenant lease (one changing action per
- * tenant at a time, 409 for the second), and the Evolution error helpers the actions share.
+ * tenant at a time, 409 for the second), and the Evolution client of the tenant's server.
  */
 import { z } from "zod";
 import type { Sql } from "../db.ts";
 import type { Config } from "../config.ts";
-import { ConflictError, errorMessage, NotFoundError } from "../errors.ts";
-import { type EvolutionClient, EvolutionError } from "../evolution/client.ts";
+import { ConflictError, NotFoundError } from "../errors.ts";
+import type { EvolutionClient } from "../evolution/client.ts";
 import type { Deps } from "../deps.ts";
 import { instanceName, type Slug, webhookUrl } from "../naming.ts";
 
@@ -124,20 +124,6 @@ export async function withTenantLease<T>(
   } finally {
     await sql`select maintenance.release_tenant_lease(${lease.slug}, ${lease.operationId})`.catch(() => {});
   }
-}
-
-/** True when `error` is an Evolution error with one of `codes`. */
-export function isEvolutionError(error: unknown, ...codes: EvolutionError["code"][]): error is EvolutionError {
-  return error instanceof EvolutionError && (codes.length === 0 || codes.includes(error.code));
-}
-
-/** A short, secret-free description of an error for reports and the audit. */
-export function describeError(error: unknown): string {
-  if (error instanceof EvolutionError) {
-    const msgs = error.messages.length ? ` (${error.messages.slice(0, 2).join("; ")})` : "";
-    return `${error.code}${error.status ? ` ${error.status}` : ""}: ${error.message}${msgs}`;
-  }
-  return errorMessage(error);
 }
 
 /**
