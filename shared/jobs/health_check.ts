@@ -13,6 +13,7 @@ import { errorMessage } from "../errors.ts";
 import { instanceName, Slug } from "../naming.ts";
 import type { ConnectionState, InstanceSummary } from "../evolution/types.ts";
 import type { EvolutionClient } from "../evolution/client.ts";
+import { isEvolutionError } from "../evolution/errors.ts";
 import { channelsFor } from "../alerts/channels.ts";
 import { drainOutbox } from "../alerts/outbox.ts";
 import { type AlertCandidate, evaluateAlerts, type PlatformAlertKind } from "../alerts/lifecycle.ts";
@@ -186,7 +187,7 @@ async function checkTenants(
       const state = await client.connectionState(name);
       results.push(stateResult(tenant, name, state, true, listed));
     } catch (error) {
-      const notFound = (error as { code?: string })?.code === "not_found";
+      const notFound = isEvolutionError(error, "not_found");
       results.push({
         tenant_id: tenant.id,
         slug: tenant.slug,
