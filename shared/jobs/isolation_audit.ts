@@ -23,6 +23,7 @@ import { recordAction } from "../audit.ts";
 import { instanceName, Slug, slugFromInstance, WEBHOOK_TOKEN_HEADER, webhookUrl } from "../naming.ts";
 import type { InstanceSummary, WebhookConfig } from "../evolution/types.ts";
 import { describeError, isEvolutionError } from "../evolution/errors.ts";
+import { tryTenantLease } from "../tenant_lease.ts";
 import type { JobDefinition, JobOutcome } from "./runner.ts";
 
 /** Input accepted by `isolation-audit`. */
@@ -280,28 +281,22 @@ export async function runIsolationAudit(
   // 3. Apply, per violation, under the tenant's lease; every step audited.
   if (apply) {
     for (const v of violations) {
-      v.applied = [];
-      const leaseKey = v.tenant ?? `instance:${v.instance}`;
+      const applied: NonNullable<Violation["applied"]> = v.applied = [];
       const operationId = crypto.randomUUID();
-      const [lease] = await sql<{ acquired: boolean; holder_action: string }[]>`
-        select acquired, holder_action from maintenance.acquire_tenant_lease(${leaseKey}, ${operationId},
-          'isolation-fix', ${actor}, 300)`;
-      if (!lease.acquired) {
-        v.applied.push({
-          step: "lease",
-          result: "skipped",
-          error: `another operation (${lease.holder_action}) is running on this tenant`,
-        });
-        continue;
-      }
-      try {
+      const lease = { slug: v.tenant ?? `instance:${v.instance}`, action: "isolation-fix", actor, operationId };
+      const attempt = await tryTenantLease(sql, lease, async () => {
         for (const step of v.fix) {
           const outcome = await applyStep(deps, step, { actor, operationId, kind: v.kind });
-          v.applied.push({ step: describeStep(step), ...outcome });
+          applied.push({ step: describeStep(step), ...outcome });
           if (outcome.result === "failed") break;
         }
-      } finally {
-        await sql`select maintenance.release_tenant_lease(${leaseKey}, ${operationId})`.catch(() => {});
+      });
+      if (!attempt.acquired) {
+        applied.push({
+          step: "lease",
+          result: "skipped",
+          error: `another operation (${attempt.holder.action}) is running on this tenant`,
+        });
       }
     }
   } else {

@@ -19,10 +19,11 @@ import { ValidationError } from "../errors.ts";
 import type { EvolutionClient } from "../evolution/client.ts";
 import { instanceName, type Slug } from "../naming.ts";
 import { describeError, isEvolutionError } from "../evolution/errors.ts";
+import { withTenantLease } from "../tenant_lease.ts";
 import { webhookCheck } from "./diagnose.ts";
 import { connectSummary } from "./fix.ts";
 import { Operation, type OperationResult, StepFailed, type StepReport } from "./operation.ts";
-import { clientFor, type IntegrationConfig, loadTenant, withTenantLease } from "./tenants.ts";
+import { clientFor, type IntegrationConfig, loadTenant } from "./tenants.ts";
 
 /** What `migrate` answers (no key anywhere). */
 export interface MigrateResponse {

@@ -1,13 +1,13 @@
 /**
  * @module
  * What every on-demand action needs about one tenant: its row and WhatsApp integration (404 when the tenant is
- * unknown), the expected instance name, webhook URL and config, the per-tenant lease (one changing action per
- * tenant at a time, 409 for the second), and the Evolution client of the tenant's server.
+ * unknown), the expected instance name, webhook URL and config, who asked, and the Evolution client of the
+ * tenant's server. (The per-tenant lease the actions hold is `../tenant_lease.ts`.)
  */
 import { z } from "zod";
 import type { Sql } from "../db.ts";
 import type { Config } from "../config.ts";
-import { ConflictError, NotFoundError } from "../errors.ts";
+import { NotFoundError } from "../errors.ts";
 import type { EvolutionClient } from "../evolution/client.ts";
 import type { Deps } from "../deps.ts";
 import { instanceName, type Slug, webhookUrl } from "../naming.ts";
@@ -82,48 +82,6 @@ export function expectedConfig(config: Config, slug: Slug, base: IntegrationConf
 export function actorFrom(header: string | undefined | null): string {
   const clean = (header ?? "").replace(/[^\w@.:/ -]/g, "").trim().slice(0, 100);
   return clean ? `api:${clean}` : "api";
-}
-
-/**
- * Runs `fn` holding the tenant's lease (`maintenance.acquire_tenant_lease`): a second changing action on the same
- * tenant gets a {@link ConflictError} (409) naming the running one. The lease is released even when `fn` throws.
- */
-export async function withTenantLease<T>(
-  sql: Sql,
-  lease: { slug: string; action: string; actor: string; operationId: string; seconds?: number },
-  fn: () => Promise<T>,
-): Promise<T> {
-  const [got] = await sql<
-    {
-      acquired: boolean;
-      holder_operation_id: string;
-      holder_action: string;
-      holder_actor: string;
-      holder_since: Date;
-      holder_expires_at: Date;
-    }[]
-  >`select * from maintenance.acquire_tenant_lease(${lease.slug}, ${lease.operationId}, ${lease.action},
-      ${lease.actor}, ${lease.seconds ?? 300})`;
-  if (!got?.acquired) {
-    throw new ConflictError(
-      `Cannot ${lease.action} tenant '${lease.slug}' as another operation (${got?.holder_action}) is running on it`,
-      {
-        code: "operation_in_progress",
-        details: {
-          operationId: got?.holder_operation_id,
-          action: got?.holder_action,
-          actor: got?.holder_actor,
-          since: got?.holder_since,
-          expiresAt: got?.holder_expires_at,
-        },
-      },
-    );
-  }
-  try {
-    return await fn();
-  } finally {
-    await sql`select maintenance.release_tenant_lease(${lease.slug}, ${lease.operationId})`.catch(() => {});
-  }
 }
 
 /**
