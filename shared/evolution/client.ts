@@ -16,7 +16,7 @@
  */
 import pRetry from "p-retry";
 import { z } from "zod";
-import type { Config } from "../config.ts";
+import { type Config, normalizeBaseUrl } from "../config.ts";
 import type { Sql } from "../db.ts";
 import { errorMessage } from "../errors.ts";
 import {
@@ -347,7 +347,7 @@ export class EvolutionClient {
 
   constructor(config: Config, options: EvolutionClientOptions = {}) {
     this.#config = config;
-    this.#url = config.evolution.url.replace(/\/+$/, "");
+    this.#url = config.evolution.url;
     this.#apiKey = config.evolution.apiKey;
     this.#shared = (options as { [SHARED]?: Shared })[SHARED] ?? {
       sink: new LogSink(options.sql, options.logs ?? {}),
@@ -370,7 +370,7 @@ export class EvolutionClient {
 
   /** Points this client at another server (or key); the cached server version is forgotten. */
   setCredentials(url: string, apiKey: string): void {
-    this.#url = url.replace(/\/+$/, "");
+    this.#url = normalizeBaseUrl(url);
     this.#apiKey = apiKey;
     this.#version = null;
   }

@@ -346,9 +346,9 @@ export async function runIsolationAudit(
   return { status: violations.length && !apply ? "degraded" : "ok", report };
 }
 
-/** The slug a URL of the form `{base}/api/whatsapp/webhook/{slug}[/...]` names, or null. */
+/** The slug a URL of the form `{base}/api/whatsapp/webhook/{slug}[/...]` names, or null (`base`: normalised). */
 function slugFromWebhookUrl(url: string, base: string): string | null {
-  const root = `${base.replace(/\/+$/, "")}/api/whatsapp/webhook/`;
+  const root = `${base}/api/whatsapp/webhook/`;
   if (!url.startsWith(root)) return null;
   const slug = url.slice(root.length).split(/[/?#]/)[0];
   return Slug.safeParse(slug).success ? slug : null;

@@ -14,6 +14,7 @@
  *
  * The new key is never logged, stored in plain text, put in the audit trail or returned: it lives in Vault only.
  */
+import { normalizeBaseUrl } from "../config.ts";
 import type { Deps } from "../deps.ts";
 import { ValidationError } from "../errors.ts";
 import type { EvolutionClient } from "../evolution/client.ts";
@@ -58,7 +59,7 @@ export async function migrateTenant(
       { code: "config_missing", details: [{ field: "slug", message: "no integration row" }] },
     );
   }
-  const to = options.apiUrl.replace(/\/+$/, "");
+  const to = normalizeBaseUrl(options.apiUrl);
   const oldClient = await clientFor(deps, tenant);
   if (to === oldClient.baseUrl) {
     throw new ValidationError(`Invalid 'apiUrl': the tenant is already on ${to}`, {

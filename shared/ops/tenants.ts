@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import type { Sql } from "../db.ts";
-import type { Config } from "../config.ts";
+import { type Config, normalizeBaseUrl } from "../config.ts";
 import { NotFoundError } from "../errors.ts";
 import type { EvolutionClient } from "../evolution/client.ts";
 import type { Deps } from "../deps.ts";
@@ -91,7 +91,7 @@ export function actorFrom(header: string | undefined | null): string {
 export async function clientFor(deps: Deps, tenant: TenantView): Promise<EvolutionClient> {
   const cfg = tenant.integration?.config;
   if (!cfg?.evolution_api_url || !cfg.evolution_api_key_secret_id) return deps.evolution;
-  if (cfg.evolution_api_url.replace(/\/+$/, "") === deps.evolution.baseUrl) return deps.evolution;
+  if (normalizeBaseUrl(cfg.evolution_api_url) === deps.evolution.baseUrl) return deps.evolution;
   const [row] = await deps.sql<{ key: string | null }[]>`
     select maintenance.evolution_key(${cfg.evolution_api_key_secret_id}::uuid) as key`;
   if (!row?.key) return deps.evolution;
