@@ -23,6 +23,7 @@ import { recordAction } from "../audit.ts";
 import { instanceName, Slug, slugFromInstance, WEBHOOK_TOKEN_HEADER, webhookUrl } from "../naming.ts";
 import type { InstanceSummary, WebhookConfig } from "../evolution/types.ts";
 import { describeError, isEvolutionError } from "../evolution/errors.ts";
+import { webhookCheck } from "../evolution/webhook_check.ts";
 import { tryTenantLease } from "../tenant_lease.ts";
 import type { JobDefinition, JobOutcome } from "./runner.ts";
 
@@ -236,22 +237,20 @@ export async function runIsolationAudit(
     if (!found.has(name)) continue;
     const hook = found.get(name) ?? null;
     const expected = await evolution.expectedWebhook(slug);
-    const token = hook?.headers?.[WEBHOOK_TOKEN_HEADER] ?? null;
-    const urlOk = hook?.url === expected.url;
-    const tokenOk = token === expected.headers[WEBHOOK_TOKEN_HEADER];
-    const enabledOk = hook?.enabled === true;
-    if (urlOk && tokenOk && enabledOk) continue;
+    const check = webhookCheck(hook, expected);
+    if (check.ok) continue;
+    const tokenHeader = hook?.headers?.[WEBHOOK_TOKEN_HEADER] ? "present" : "absent";
     const routesTo = hook?.url ? slugFromWebhookUrl(hook.url, config.webhookBaseUrl) : null;
     add({
       kind: "instance_webhook_mismatch",
       tenant: slug,
       instance: name,
-      current: hook ? { url: hook.url, enabled: hook.enabled, tokenHeader: token ? "present" : "absent" } : null,
+      current: hook ? { url: hook.url, enabled: hook.enabled, tokenHeader } : null,
       expected: { url: expected.url, enabled: true, tokenHeader: "present" },
       evidence: {
-        urlOk,
-        tokenOk,
-        enabledOk,
+        urlOk: check.urlOk,
+        tokenOk: check.tokenOk,
+        enabledOk: check.enabled,
         routesTo: routesTo && routesTo !== slug ? routesTo : null,
         crossTenant: Boolean(routesTo && routesTo !== slug),
       },

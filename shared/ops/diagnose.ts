@@ -14,9 +14,10 @@
  *   Evolution calls in the window (default 24 h), aggregated in SQL; fewer than 3 calls is too small a sample.
  */
 import type { Deps } from "../deps.ts";
-import type { EvolutionOperation, WebhookConfig } from "../evolution/types.ts";
-import { instanceName, type Slug, WEBHOOK_TOKEN_HEADER } from "../naming.ts";
+import type { EvolutionOperation } from "../evolution/types.ts";
+import { instanceName, type Slug } from "../naming.ts";
 import { describeError, isEvolutionError } from "../evolution/errors.ts";
+import { webhookCheck } from "../evolution/webhook_check.ts";
 import { clientFor, expectedConfig, loadTenant, type TenantView } from "./tenants.ts";
 
 /** The seed's connection codes. */
@@ -243,23 +244,5 @@ export async function diagnose(
     connection: { code: connectionCode, evidence },
     disconnection: { code: disconnectionCode, evidence: disc },
     performance: { code: performanceCode, evidence: perfEvidence },
-  };
-}
-
-/** Compares an instance's webhook with the expected URL, token header and enabled flag (no secret in the result). */
-export function webhookCheck(
-  hook: WebhookConfig | null,
-  expected: { url: string; headers: Record<string, string> },
-): { ok: boolean; url: string | null; expectedUrl: string; urlOk: boolean; tokenOk: boolean; enabled: boolean } {
-  const urlOk = hook?.url === expected.url;
-  const tokenOk = hook?.headers?.[WEBHOOK_TOKEN_HEADER] === expected.headers[WEBHOOK_TOKEN_HEADER];
-  const enabled = hook?.enabled === true;
-  return {
-    ok: urlOk && tokenOk && enabled,
-    url: hook?.url ?? null,
-    expectedUrl: expected.url,
-    urlOk,
-    tokenOk,
-    enabled,
   };
 }
