@@ -7,6 +7,7 @@
  */
 import { createClient } from "@supabase/supabase-js";
 import { z } from "zod";
+import { normalizeBaseUrl } from "../shared/config.ts";
 import { ROOT } from "./paths.ts";
 import { JOBS } from "../shared/jobs/mod.ts";
 
@@ -65,7 +66,7 @@ function parseArgs(argv: string[]) {
 function target(): { url: string; key: string } {
   const env = Deno.env.toObject();
   const key = env.SUPABASE_SECRET_KEY || env.SUPABASE_SERVICE_ROLE_KEY;
-  if (env.SUPABASE_URL && key) return { url: env.SUPABASE_URL.replace(/\/+$/, ""), key };
+  if (env.SUPABASE_URL && key) return { url: normalizeBaseUrl(env.SUPABASE_URL), key };
   const file = env.CANAIS_STACK_FILE ?? `${ROOT}/.local/dev/stack.json`;
   let info: { functionsUrl?: string; secretKey?: string };
   try {

@@ -7,6 +7,15 @@ import { z } from "zod";
 import { ConfigError } from "./errors.ts";
 
 const url = z.url({ protocol: /^https?$/ });
+
+/**
+ * A base URL without its trailing slashes, ready for `${base}/path` and for comparing servers. The URLs of the
+ * environment are normalised once here ({@link loadConfig}); this is for the others (a server URL stored in a
+ * tenant's config row, the `apiUrl` of a migrate request, a URL given to a client).
+ */
+export function normalizeBaseUrl(url: string): string {
+  return url.replace(/\/+$/, "");
+}
 const optionalString = z.string().trim().min(1).optional().catch(undefined);
 const optionalUrl = z.preprocess((v) => (v === "" ? undefined : v), url.optional());
 
@@ -64,9 +73,12 @@ export interface Config {
   secretKeys: KeySet;
   /** The secret key this bundle itself presents (the `default` one, else the first). */
   secretKey: string;
+  /** `SUPABASE_URL`, without trailing slashes. */
   supabaseUrl?: string;
   publishableKey?: string;
+  /** `url`: `EVOLUTION_API_URL`, without trailing slashes. */
   evolution: { url: string; apiKey: string; timeoutMs: number };
+  /** `WEBHOOK_BASE_URL`, without trailing slashes. */
   webhookBaseUrl: string;
   webhookSecret: string;
   instancePrefix: string;
@@ -126,14 +138,14 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     dbUrl: e.SUPABASE_DB_URL,
     secretKeys,
     secretKey: own,
-    supabaseUrl: e.SUPABASE_URL,
+    supabaseUrl: e.SUPABASE_URL === undefined ? undefined : normalizeBaseUrl(e.SUPABASE_URL),
     publishableKey: publishable.default ?? Object.values(publishable)[0] ?? e.SUPABASE_PUBLISHABLE_KEY,
     evolution: {
-      url: e.EVOLUTION_API_URL.replace(/\/+$/, ""),
+      url: normalizeBaseUrl(e.EVOLUTION_API_URL),
       apiKey: e.EVOLUTION_API_KEY,
       timeoutMs: e.EVOLUTION_TIMEOUT_MS,
     },
-    webhookBaseUrl: e.WEBHOOK_BASE_URL.replace(/\/+$/, ""),
+    webhookBaseUrl: normalizeBaseUrl(e.WEBHOOK_BASE_URL),
     webhookSecret: e.WEBHOOK_SECRET,
     instancePrefix: e.INSTANCE_PREFIX,
     logRetentionDays: e.LOG_RETENTION_DAYS,

@@ -4,6 +4,7 @@
  * a slug. A valid slug is lowercase letters, digits and single hyphens, so it can never be a path trick.
  */
 import { z } from "zod";
+import { normalizeBaseUrl } from "./config.ts";
 import { ValidationError } from "./errors.ts";
 
 /** Longest slug accepted (the instance name adds the prefix; Evolution names are stored as text). */
@@ -31,7 +32,7 @@ export function instanceName(slug: Slug, prefix: string): string {
 
 /** `{base}/api/whatsapp/webhook/{slug}`: the tenant's webhook URL. */
 export function webhookUrl(slug: Slug, baseUrl: string): string {
-  return `${baseUrl.replace(/\/+$/, "")}/api/whatsapp/webhook/${slug}`;
+  return `${normalizeBaseUrl(baseUrl)}/api/whatsapp/webhook/${slug}`;
 }
 
 /** The slug an instance name maps to under `prefix`, or null when it lacks the prefix or is not a valid slug. */

@@ -1,6 +1,6 @@
 // Configuration: parsed once, a missing required value is a start-up error that names it.
 import assert from "node:assert/strict";
-import { loadConfig } from "../shared/config.ts";
+import { loadConfig, normalizeBaseUrl } from "../shared/config.ts";
 import { ConfigError } from "../shared/errors.ts";
 
 const complete = {
@@ -20,6 +20,16 @@ Deno.test("loadConfig() applies defaults and trims trailing slashes", () => {
   assert.equal(c.webhookBaseUrl, "https://app.example/fn");
   assert.equal(c.slackWebhookUrl, undefined);
   assert.equal(c.email, undefined);
+});
+
+Deno.test("loadConfig() trims SUPABASE_URL too; normalizeBaseUrl() does the same for URLs from elsewhere", () => {
+  assert.equal(
+    loadConfig({ ...complete, SUPABASE_URL: "https://abc.supabase.co//" }).supabaseUrl,
+    "https://abc.supabase.co",
+  );
+  assert.equal(loadConfig(complete).supabaseUrl, undefined);
+  assert.equal(normalizeBaseUrl("http://evo.test:8080/api///"), "http://evo.test:8080/api");
+  assert.equal(normalizeBaseUrl("http://evo.test"), "http://evo.test");
 });
 
 Deno.test("loadConfig() reads the secret keys as Supabase gives them: a JSON set, the singular key, the legacy key", async (t) => {

@@ -16,7 +16,7 @@
  */
 import pRetry from "p-retry";
 import { z } from "zod";
-import type { Config } from "../config.ts";
+import { type Config, normalizeBaseUrl } from "../config.ts";
 import type { Sql } from "../db.ts";
 import { errorMessage } from "../errors.ts";
 import {
@@ -27,6 +27,7 @@ import {
   webhookToken,
   webhookUrl,
 } from "../naming.ts";
+import { EvolutionError } from "./errors.ts";
 import { LIFECYCLE_EVENTS } from "./events.ts";
 import type {
   ConnectionState,
@@ -41,34 +42,7 @@ import type {
 } from "./types.ts";
 
 export type * from "./types.ts";
-
-/** A failed Evolution call: stable `code`, HTTP `status` (null without an answer), the server's `messages`. */
-export class EvolutionError extends Error {
-  override name = "EvolutionError";
-  readonly code: EvolutionErrorCode;
-  readonly status: number | null;
-  readonly operation: EvolutionOperation;
-  readonly instance: string | null;
-  readonly messages: string[];
-  constructor(
-    code: EvolutionErrorCode,
-    message: string,
-    options: {
-      status?: number | null;
-      operation: EvolutionOperation;
-      instance?: string | null;
-      messages?: string[];
-      cause?: unknown;
-    },
-  ) {
-    super(message, { cause: options.cause });
-    this.code = code;
-    this.status = options.status ?? null;
-    this.operation = options.operation;
-    this.instance = options.instance ?? null;
-    this.messages = options.messages ?? [];
-  }
-}
+export { EvolutionError } from "./errors.ts";
 
 /** Retry policy of idempotent reads (p-retry options, in milliseconds). */
 export interface RetryOptions {
@@ -373,7 +347,7 @@ export class EvolutionClient {
 
   constructor(config: Config, options: EvolutionClientOptions = {}) {
     this.#config = config;
-    this.#url = config.evolution.url.replace(/\/+$/, "");
+    this.#url = config.evolution.url;
     this.#apiKey = config.evolution.apiKey;
     this.#shared = (options as { [SHARED]?: Shared })[SHARED] ?? {
       sink: new LogSink(options.sql, options.logs ?? {}),
@@ -396,7 +370,7 @@ export class EvolutionClient {
 
   /** Points this client at another server (or key); the cached server version is forgotten. */
   setCredentials(url: string, apiKey: string): void {
-    this.#url = url.replace(/\/+$/, "");
+    this.#url = normalizeBaseUrl(url);
     this.#apiKey = apiKey;
     this.#version = null;
   }

@@ -8,11 +8,13 @@
  */
 import { z } from "zod";
 import pMap from "p-map";
+import { normalizeBaseUrl } from "../config.ts";
 import type { Deps } from "../deps.ts";
 import { errorMessage } from "../errors.ts";
 import { instanceName, Slug } from "../naming.ts";
 import type { ConnectionState, InstanceSummary } from "../evolution/types.ts";
 import type { EvolutionClient } from "../evolution/client.ts";
+import { isEvolutionError } from "../evolution/errors.ts";
 import { channelsFor } from "../alerts/channels.ts";
 import { drainOutbox } from "../alerts/outbox.ts";
 import { type AlertCandidate, evaluateAlerts, type PlatformAlertKind } from "../alerts/lifecycle.ts";
@@ -94,7 +96,7 @@ async function checkDatabase(deps: Deps): Promise<ServiceHealth> {
 
 /** Supabase REST (`/rest/v1/`) and Auth (`/auth/v1/health`), only where SUPABASE_URL is configured. */
 async function checkSupabase(deps: Deps): Promise<ServiceHealth> {
-  const base = deps.config.supabaseUrl?.replace(/\/+$/, "");
+  const base = deps.config.supabaseUrl;
   if (!base) return { status: "skipped", reason: "SUPABASE_URL is not set" };
   const key = deps.config.publishableKey ?? deps.config.secretKey;
   const endpoints: Record<string, number | string> = {};
@@ -186,7 +188,7 @@ async function checkTenants(
       const state = await client.connectionState(name);
       results.push(stateResult(tenant, name, state, true, listed));
     } catch (error) {
-      const notFound = (error as { code?: string })?.code === "not_found";
+      const notFound = isEvolutionError(error, "not_found");
       results.push({
         tenant_id: tenant.id,
         slug: tenant.slug,
@@ -296,11 +298,10 @@ async function listOtherServers(
   tenants: TenantRow[],
   concurrency: number,
 ): Promise<{ byTenant: Map<string, ServerListing>; calls: number }> {
-  const norm = (u: string) => u.replace(/\/+$/, "");
   const groups = new Map<string, { url: string; keyId: string; slugs: string[] }>();
   for (const t of tenants) {
     if (!t.integration_id || !t.integration_active || !t.evolution_api_url || !t.evolution_key_id) continue;
-    const url = norm(t.evolution_api_url);
+    const url = normalizeBaseUrl(t.evolution_api_url);
     if (url === deps.evolution.baseUrl) continue;
     const k = `${url}|${t.evolution_key_id}`;
     const g = groups.get(k) ?? { url, keyId: t.evolution_key_id, slugs: [] };

@@ -18,11 +18,15 @@
  */
 import { z } from "zod";
 import pMap from "p-map";
+import type { Sql } from "../db.ts";
 import type { Deps } from "../deps.ts";
 import { recordAction } from "../audit.ts";
 import { instanceName, Slug, slugFromInstance, WEBHOOK_TOKEN_HEADER, webhookUrl } from "../naming.ts";
+import type { EvolutionClient } from "../evolution/client.ts";
 import type { InstanceSummary, WebhookConfig } from "../evolution/types.ts";
-import { describeError, isEvolutionError } from "../ops/tenants.ts";
+import { describeError, isEvolutionError } from "../evolution/errors.ts";
+import { webhookCheck } from "../evolution/webhook_check.ts";
+import { tryTenantLease } from "../tenant_lease.ts";
 import type { JobDefinition, JobOutcome } from "./runner.ts";
 
 /** Input accepted by `isolation-audit`. */
@@ -104,7 +108,31 @@ interface CrossRow {
   sample: unknown;
 }
 
-/** Runs one audit (the job's logic). */
+/** What the database says: the views' violations (in scope) and the facts the plans need. */
+interface AuditFacts {
+  naming: NamingRow[];
+  hooks: WebhookRow[];
+  cross: CrossRow[];
+  /** Every tenant's slug. */
+  tenants: Set<string>;
+  /** Instance name → the slugs whose integration row names it. */
+  claims: Map<string, string[]>;
+}
+
+/** What Evolution says: every instance (null when it could not be listed), by name, and why not. */
+interface InstanceListing {
+  instances: InstanceSummary[] | null;
+  byName: Map<string, InstanceSummary>;
+  error: string | null;
+}
+
+/** A tenant's instance whose webhook is to be read. */
+interface TenantInstance {
+  name: string;
+  slug: string;
+}
+
+/** Runs one audit (the job's logic): load the facts, find the violations, then apply their fixes or record the plan. */
 export async function runIsolationAudit(
   deps: Deps,
   ctx: { runId: string; input: IsolationAuditInput; actor?: string },
@@ -112,17 +140,47 @@ export async function runIsolationAudit(
   const { sql, evolution, config } = deps;
   const { apply, concurrency } = ctx.input;
   const scope = ctx.input.tenants ? new Set<string>(ctx.input.tenants) : null;
-  const inScope = (slug: string | null) => !scope || (slug !== null && scope.has(slug));
   const actor = ctx.actor ?? "job:isolation-audit";
   const prefix = config.instancePrefix;
 
-  // 1. The database side (views) and the facts the plans need.
+  const facts = await loadAuditFacts(sql, scope);
+  const listing = await listInstances(evolution);
+  const naming = namingViolations(facts, listing, { prefix, webhookBaseUrl: config.webhookBaseUrl });
+  const stored = storedWebhookViolations(facts.hooks);
+  const instances = classifyInstances(facts, listing, { scope, prefix });
+  const webhooks = await instanceWebhookViolations(deps, instances.toCheck, { concurrency });
+  const cross = crossTenantViolations(facts.cross);
+  const violations = [...naming, ...stored, ...instances.violations, ...webhooks.violations, ...cross];
+
+  if (apply) await applyFixes(deps, violations, { actor });
+  else await recordPlans(sql, violations, { actor, runId: ctx.runId });
+  return auditOutcome(violations, {
+    apply,
+    scope: ctx.input.tenants ?? "all",
+    listing,
+    webhooksChecked: webhooks.checked,
+    checkErrors: webhooks.checkErrors,
+  });
+}
+
+/** True when `slug` is in the audit's scope (null: every tenant). */
+function inScope(scope: Set<string> | null, slug: string | null): boolean {
+  return !scope || (slug !== null && scope.has(slug));
+}
+
+/** A violation with the human-readable form of its fix. */
+function violation(v: Omit<Violation, "fixText">): Violation {
+  return { ...v, fixText: v.fix.map(describeStep) };
+}
+
+/** Phase 1: the database side (views) and the facts the plans need. */
+async function loadAuditFacts(sql: Sql, scope: Set<string> | null): Promise<AuditFacts> {
   const naming = (await sql<NamingRow[]>`
     select tenant_slug, violation, current_name, expected_name from maintenance.naming_violations
-    order by tenant_slug`).filter((r) => inScope(r.tenant_slug));
+    order by tenant_slug`).filter((r) => inScope(scope, r.tenant_slug));
   const hooks = (await sql<WebhookRow[]>`
     select tenant_slug, current_url, expected_url from maintenance.webhook_mismatches order by tenant_slug`)
-    .filter((r) => inScope(r.tenant_slug));
+    .filter((r) => inScope(scope, r.tenant_slug));
   const tenants = new Set(
     (await sql<{ slug: string }[]>`select slug from public.tenants`).map((r) => r.slug),
   );
@@ -135,82 +193,101 @@ export async function runIsolationAudit(
   ) claims.set(r.name, [...(claims.get(r.name) ?? []), r.slug]);
   const cross = (await sql<CrossRow[]>`
     select tenant_slug, attempts, first_at, last_at, to_json(last_at) #>> '{}' as last_at_exact, sample
-    from maintenance.cross_tenant_attempts('24 hours')`).filter((r) => inScope(r.tenant_slug));
+    from maintenance.cross_tenant_attempts('24 hours')`).filter((r) => inScope(scope, r.tenant_slug));
+  return { naming, hooks, cross, tenants, claims };
+}
 
-  // 2. Evolution: every instance in one call, then the webhook of each tenant's instance (bounded concurrency).
+/** Phase 2: every Evolution instance in one call. */
+async function listInstances(evolution: EvolutionClient): Promise<InstanceListing> {
   let instances: InstanceSummary[] | null = null;
-  let evolutionError: string | null = null;
+  let error: string | null = null;
   try {
     instances = await evolution.fetchInstances();
-  } catch (error) {
-    evolutionError = `Cannot list Evolution instances: ${describeError(error)}`;
+  } catch (e) {
+    error = `Cannot list Evolution instances: ${describeError(e)}`;
   }
-  const byName = new Map((instances ?? []).map((i) => [i.name, i]));
-  const exists = (name: string | null) => name !== null && byName.has(name);
-  const checkErrors: { instance: string; error: string }[] = [];
+  return { instances, byName: new Map((instances ?? []).map((i) => [i.name, i])), error };
+}
 
-  const violations: Violation[] = [];
-  const add = (v: Omit<Violation, "fixText">) => violations.push({ ...v, fixText: v.fix.map(describeStep) });
-
-  // 2a. Naming (DB view), with what Evolution says about both names.
-  for (const r of naming) {
+/** Phase 3a: naming violations (DB view), with what Evolution says about both names. */
+function namingViolations(
+  facts: AuditFacts,
+  listing: InstanceListing,
+  options: { prefix: string; webhookBaseUrl: string },
+): Violation[] {
+  const { tenants, claims } = facts;
+  const listed = listing.instances !== null;
+  const exists = (name: string | null) => name !== null && listing.byName.has(name);
+  return facts.naming.map((r) => {
     const current = r.current_name;
-    const owner = current ? slugFromInstance(current, prefix) : null;
+    const owner = current ? slugFromInstance(current, options.prefix) : null;
     const ownedByOther = (owner !== null && owner !== r.tenant_slug && tenants.has(owner)) ||
       (current !== null && (claims.get(current) ?? []).some((s) => s !== r.tenant_slug));
     const fix: FixStep[] = [];
     const notes: string[] = [];
-    if (instances && !exists(r.expected_name)) {
+    if (listed && !exists(r.expected_name)) {
       fix.push({ action: "create_instance", tenant: r.tenant_slug, instance: r.expected_name });
     }
     fix.push({
       action: "update_config",
       tenant: r.tenant_slug,
-      set: { instance_name: r.expected_name, webhook_url: webhookUrl(r.tenant_slug, config.webhookBaseUrl) },
+      set: { instance_name: r.expected_name, webhook_url: webhookUrl(r.tenant_slug, options.webhookBaseUrl) },
     });
     if (current && ownedByOther) {
       notes.push(`instance '${current}' belongs to tenant '${owner ?? claims.get(current)?.[0]}': it is kept`);
-    } else if (current && instances && exists(current)) {
+    } else if (current && listed && exists(current)) {
       fix.push({ action: "delete_instance", tenant: r.tenant_slug, instance: current });
     }
-    if (!instances) notes.push("Evolution could not be read: the instance steps are decided when it answers");
-    add({
+    if (!listed) notes.push("Evolution could not be read: the instance steps are decided when it answers");
+    return violation({
       kind: r.violation,
       tenant: r.tenant_slug,
       instance: current,
       current,
       expected: r.expected_name,
       evidence: {
-        currentInstanceExists: instances ? exists(current) : null,
-        expectedInstanceExists: instances ? exists(r.expected_name) : null,
+        currentInstanceExists: listed ? exists(current) : null,
+        expectedInstanceExists: listed ? exists(r.expected_name) : null,
         currentInstanceMapsTo: owner,
       },
       fix,
       notes: notes.length ? notes : undefined,
     });
-  }
+  });
+}
 
-  // 2b. Stored webhook URL (DB view).
-  for (const r of hooks) {
-    add({
+/** Phase 3b: stored webhook URLs (DB view). */
+function storedWebhookViolations(rows: WebhookRow[]): Violation[] {
+  return rows.map((r) =>
+    violation({
       kind: "webhook_url_mismatch",
       tenant: r.tenant_slug,
       instance: null,
       current: r.current_url,
       expected: r.expected_url,
       fix: [{ action: "update_config", tenant: r.tenant_slug, set: { webhook_url: r.expected_url } }],
-    });
-  }
+    })
+  );
+}
 
-  // 2c. Evolution: instances named for no tenant, and the webhooks configured on tenants' instances.
-  const toCheck: { name: string; slug: string }[] = [];
-  for (const inst of instances ?? []) {
-    if (!inst.name.startsWith(prefix)) continue; // not ours: never touched
-    const slug = slugFromInstance(inst.name, prefix);
-    if (scope && !(slug !== null && scope.has(slug))) continue;
-    if (slug === null || !tenants.has(slug)) {
-      if ((claims.get(inst.name) ?? []).length) continue; // a row names it: reported as that row's naming violation
-      add({
+/**
+ * Phase 3c: the prefixed instances in scope, as violations (named for no tenant, and named by no row) or as tenants'
+ * instances whose webhook is to be read. Instances without the prefix are not ours: never touched.
+ */
+function classifyInstances(
+  facts: AuditFacts,
+  listing: InstanceListing,
+  options: { scope: Set<string> | null; prefix: string },
+): { violations: Violation[]; toCheck: TenantInstance[] } {
+  const violations: Violation[] = [];
+  const toCheck: TenantInstance[] = [];
+  for (const inst of listing.instances ?? []) {
+    if (!inst.name.startsWith(options.prefix)) continue;
+    const slug = slugFromInstance(inst.name, options.prefix);
+    if (!inScope(options.scope, slug)) continue;
+    if (slug === null || !facts.tenants.has(slug)) {
+      if ((facts.claims.get(inst.name) ?? []).length) continue; // a row names it: reported as that row's naming violation
+      violations.push(violation({
         kind: "unknown_tenant_instance",
         tenant: null,
         instance: inst.name,
@@ -218,11 +295,25 @@ export async function runIsolationAudit(
         expected: null,
         evidence: { mapsToSlug: slug, tenantExists: false },
         fix: [{ action: "delete_instance", tenant: null, instance: inst.name }],
-      });
+      }));
       continue;
     }
     toCheck.push({ name: inst.name, slug });
   }
+  return { violations, toCheck };
+}
+
+/**
+ * Phase 3d: the webhook configured on each tenant's instance (`findWebhook`, bounded concurrency) against the
+ * expected one; `routesTo` names the other tenant a wrong URL points at.
+ */
+async function instanceWebhookViolations(
+  deps: Deps,
+  toCheck: TenantInstance[],
+  options: { concurrency: number },
+): Promise<{ violations: Violation[]; checked: number; checkErrors: { instance: string; error: string }[] }> {
+  const { evolution, config } = deps;
+  const checkErrors: { instance: string; error: string }[] = [];
   const found = new Map<string, WebhookConfig | null>();
   await pMap(toCheck, async ({ name }) => {
     try {
@@ -230,38 +321,39 @@ export async function runIsolationAudit(
     } catch (error) {
       checkErrors.push({ instance: name, error: describeError(error) });
     }
-  }, { concurrency });
+  }, { concurrency: options.concurrency });
+  const violations: Violation[] = [];
   for (const { name, slug } of toCheck) {
     if (!found.has(name)) continue;
     const hook = found.get(name) ?? null;
     const expected = await evolution.expectedWebhook(slug);
-    const token = hook?.headers?.[WEBHOOK_TOKEN_HEADER] ?? null;
-    const urlOk = hook?.url === expected.url;
-    const tokenOk = token === expected.headers[WEBHOOK_TOKEN_HEADER];
-    const enabledOk = hook?.enabled === true;
-    if (urlOk && tokenOk && enabledOk) continue;
+    const check = webhookCheck(hook, expected);
+    if (check.ok) continue;
+    const tokenHeader = hook?.headers?.[WEBHOOK_TOKEN_HEADER] ? "present" : "absent";
     const routesTo = hook?.url ? slugFromWebhookUrl(hook.url, config.webhookBaseUrl) : null;
-    add({
+    violations.push(violation({
       kind: "instance_webhook_mismatch",
       tenant: slug,
       instance: name,
-      current: hook ? { url: hook.url, enabled: hook.enabled, tokenHeader: token ? "present" : "absent" } : null,
+      current: hook ? { url: hook.url, enabled: hook.enabled, tokenHeader } : null,
       expected: { url: expected.url, enabled: true, tokenHeader: "present" },
       evidence: {
-        urlOk,
-        tokenOk,
-        enabledOk,
+        urlOk: check.urlOk,
+        tokenOk: check.tokenOk,
+        enabledOk: check.enabled,
         routesTo: routesTo && routesTo !== slug ? routesTo : null,
         crossTenant: Boolean(routesTo && routesTo !== slug),
       },
       fix: [{ action: "set_webhook", tenant: slug, instance: name, url: expected.url }],
-    });
+    }));
   }
+  return { violations, checked: found.size, checkErrors };
+}
 
-  // 2d. Cross-tenant attempts the receiver logged.
-  for (const r of cross) {
-    if (!r.tenant_slug) continue;
-    add({
+/** Phase 3e: cross-tenant attempts the receiver logged. */
+function crossTenantViolations(rows: CrossRow[]): Violation[] {
+  return rows.filter((r): r is CrossRow & { tenant_slug: string } => Boolean(r.tenant_slug)).map((r) =>
+    violation({
       kind: "cross_tenant_attempts",
       tenant: r.tenant_slug,
       instance: null,
@@ -274,75 +366,90 @@ export async function runIsolationAudit(
       },
       fix: [{ action: "acknowledge_cross_tenant", tenant: r.tenant_slug, until: r.last_at_exact }],
       notes: ["the receiver rejected these events; their source is an instance webhook pointing at this tenant"],
-    });
-  }
+    })
+  );
+}
 
-  // 3. Apply, per violation, under the tenant's lease; every step audited.
-  if (apply) {
-    for (const v of violations) {
-      v.applied = [];
-      const leaseKey = v.tenant ?? `instance:${v.instance}`;
-      const operationId = crypto.randomUUID();
-      const [lease] = await sql<{ acquired: boolean; holder_action: string }[]>`
-        select acquired, holder_action from maintenance.acquire_tenant_lease(${leaseKey}, ${operationId},
-          'isolation-fix', ${actor}, 300)`;
-      if (!lease.acquired) {
-        v.applied.push({
-          step: "lease",
-          result: "skipped",
-          error: `another operation (${lease.holder_action}) is running on this tenant`,
-        });
-        continue;
+/** Phase 4 (apply): each violation's steps under its tenant's lease, in order, stopping at a failed one. */
+async function applyFixes(deps: Deps, violations: Violation[], options: { actor: string }): Promise<void> {
+  const { actor } = options;
+  for (const v of violations) {
+    const applied: NonNullable<Violation["applied"]> = v.applied = [];
+    const operationId = crypto.randomUUID();
+    const lease = { slug: v.tenant ?? `instance:${v.instance}`, action: "isolation-fix", actor, operationId };
+    const attempt = await tryTenantLease(deps.sql, lease, async () => {
+      for (const step of v.fix) {
+        const outcome = await applyStep(deps, step, { actor, operationId, kind: v.kind });
+        applied.push({ step: describeStep(step), ...outcome });
+        if (outcome.result === "failed") break;
       }
-      try {
-        for (const step of v.fix) {
-          const outcome = await applyStep(deps, step, { actor, operationId, kind: v.kind });
-          v.applied.push({ step: describeStep(step), ...outcome });
-          if (outcome.result === "failed") break;
-        }
-      } finally {
-        await sql`select maintenance.release_tenant_lease(${leaseKey}, ${operationId})`.catch(() => {});
-      }
-    }
-  } else {
-    for (const v of violations) {
-      await recordAction(sql, {
-        actor,
-        action: `isolation.${v.kind}`,
-        tenantSlug: v.tenant,
-        operationId: ctx.runId,
-        dryRun: true,
-        before: { instance: v.instance, current: v.current },
-        after: { planned: v.fixText },
-        result: "planned",
+    });
+    if (!attempt.acquired) {
+      applied.push({
+        step: "lease",
+        result: "skipped",
+        error: `another operation (${attempt.holder.action}) is running on this tenant`,
       });
     }
   }
+}
 
+/** Phase 4 (dry run): each violation's plan in the audit trail. */
+async function recordPlans(
+  sql: Sql,
+  violations: Violation[],
+  options: { actor: string; runId: string },
+): Promise<void> {
+  for (const v of violations) {
+    await recordAction(sql, {
+      actor: options.actor,
+      action: `isolation.${v.kind}`,
+      tenantSlug: v.tenant,
+      operationId: options.runId,
+      dryRun: true,
+      before: { instance: v.instance, current: v.current },
+      after: { planned: v.fixText },
+      result: "planned",
+    });
+  }
+}
+
+/** The job's outcome: error when Evolution could not be read, degraded for failed fixes or an unfixed dry run. */
+function auditOutcome(
+  violations: Violation[],
+  options: {
+    apply: boolean;
+    scope: string[] | "all";
+    listing: InstanceListing;
+    webhooksChecked: number;
+    checkErrors: { instance: string; error: string }[];
+  },
+): JobOutcome {
+  const { apply, listing, checkErrors } = options;
   const failedSteps = violations.flatMap((v) => (v.applied ?? []).filter((a) => a.result !== "ok"));
   const byKind: Record<string, number> = {};
   for (const v of violations) byKind[v.kind] = (byKind[v.kind] ?? 0) + 1;
   const report = {
     apply,
-    scope: ctx.input.tenants ?? "all",
+    scope: options.scope,
     violationCount: violations.length,
     byKind,
     violations,
     fixed: apply ? violations.filter((v) => v.applied?.every((a) => a.result === "ok")).length : 0,
     failedSteps: failedSteps.length,
     evolution: {
-      checked: instances !== null,
-      instances: instances?.length ?? null,
-      webhooksChecked: found.size,
-      error: evolutionError,
+      checked: listing.instances !== null,
+      instances: listing.instances?.length ?? null,
+      webhooksChecked: options.webhooksChecked,
+      error: listing.error,
       checkErrors,
     },
   };
-  if (evolutionError || checkErrors.length) {
+  if (listing.error || checkErrors.length) {
     return {
       status: "error",
       report,
-      error: evolutionError ?? `Cannot read the webhook of ${checkErrors.length} instance(s): ${checkErrors[0].error}`,
+      error: listing.error ?? `Cannot read the webhook of ${checkErrors.length} instance(s): ${checkErrors[0].error}`,
     };
   }
   if (failedSteps.length) {
@@ -351,9 +458,9 @@ export async function runIsolationAudit(
   return { status: violations.length && !apply ? "degraded" : "ok", report };
 }
 
-/** The slug a URL of the form `{base}/api/whatsapp/webhook/{slug}[/...]` names, or null. */
+/** The slug a URL of the form `{base}/api/whatsapp/webhook/{slug}[/...]` names, or null (`base`: normalised). */
 function slugFromWebhookUrl(url: string, base: string): string | null {
-  const root = `${base.replace(/\/+$/, "")}/api/whatsapp/webhook/`;
+  const root = `${base}/api/whatsapp/webhook/`;
   if (!url.startsWith(root)) return null;
   const slug = url.slice(root.length).split(/[/?#]/)[0];
   return Slug.safeParse(slug).success ? slug : null;

@@ -18,7 +18,7 @@ import { z } from "zod";
 import type { Deps } from "../deps.ts";
 import { recordAction } from "../audit.ts";
 import { slugFromInstance } from "../naming.ts";
-import { describeError, isEvolutionError } from "../ops/tenants.ts";
+import { describeError, isEvolutionError } from "../evolution/errors.ts";
 import type { JobDefinition, JobOutcome } from "./runner.ts";
 
 /** Input accepted by `orphan-cleanup`. */

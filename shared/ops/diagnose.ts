@@ -13,10 +13,15 @@
  * - performance: `slow_api` (mean > 5 s), `high_error_rate` (success < 95 %), or `normal`, over the tenant's
  *   Evolution calls in the window (default 24 h), aggregated in SQL; fewer than 3 calls is too small a sample.
  */
+import type { Config } from "../config.ts";
+import type { Sql } from "../db.ts";
 import type { Deps } from "../deps.ts";
-import type { EvolutionOperation, WebhookConfig } from "../evolution/types.ts";
-import { instanceName, type Slug, WEBHOOK_TOKEN_HEADER } from "../naming.ts";
-import { clientFor, describeError, expectedConfig, isEvolutionError, loadTenant, type TenantView } from "./tenants.ts";
+import type { EvolutionClient } from "../evolution/client.ts";
+import type { EvolutionOperation } from "../evolution/types.ts";
+import { instanceName, type Slug } from "../naming.ts";
+import { describeError, isEvolutionError } from "../evolution/errors.ts";
+import { webhookCheck } from "../evolution/webhook_check.ts";
+import { clientFor, expectedConfig, loadTenant, type TenantView } from "./tenants.ts";
 
 /** The seed's connection codes. */
 export type ConnectionCode =
@@ -82,131 +87,245 @@ export const THRESHOLDS = {
   unstableWindowMinutes: 30,
 };
 
+/** One section of a diagnosis, with the problems it found (in the order they are listed). */
+interface Section<C> {
+  code: C;
+  evidence: Record<string, unknown>;
+  problems: Problem[];
+}
+
 /** Diagnoses one tenant. Throws NotFoundError (404) for an unknown tenant; never throws for an Evolution fault. */
 export async function diagnose(
   deps: Deps,
   slug: Slug,
   options: { windowHours?: number; tenant?: TenantView } = {},
 ): Promise<Diagnosis> {
-  const { sql, config } = deps;
-  const tenant = options.tenant ?? await loadTenant(sql, slug);
+  const tenant = options.tenant ?? await loadTenant(deps.sql, slug);
   const evolution = await clientFor(deps, tenant);
-  const name = instanceName(slug, config.instancePrefix);
+  const name = instanceName(slug, deps.config.instancePrefix);
   const now = deps.now();
-  const problems: Problem[] = [];
+  const connection = await diagnoseConnection(deps, slug, { tenant, evolution, name });
+  const disconnection = await diagnoseDisconnection(deps, slug, {
+    evolution,
+    apiProblem: connection.apiProblem,
+    evolutionError: connection.evidence.evolutionError,
+  });
+  const performance = await diagnosePerformance(deps.sql, slug, { windowHours: options.windowHours ?? 24 });
+  const problems = [...connection.problems, ...disconnection.problems, ...performance.problems];
+  return {
+    tenant: slug,
+    instance: name,
+    checkedAt: now.toISOString(),
+    healthy: problems.length === 0,
+    problems,
+    connection: { code: connection.code, evidence: connection.evidence },
+    disconnection: { code: disconnection.code, evidence: disconnection.evidence },
+    performance: { code: performance.code, evidence: performance.evidence },
+  };
+}
 
-  // Connection.
-  const evidence: Record<string, unknown> = { evolutionUrl: evolution.baseUrl };
-  let instanceFound = false;
-  let apiProblem: Problem | null = null;
+/**
+ * Connection: the key, the server and the instance (one listing call), the config row, then, when the instance is
+ * listed, its live state and its webhook. `apiProblem`: what the listing call said about the key or the server.
+ */
+async function diagnoseConnection(
+  deps: Deps,
+  slug: Slug,
+  options: { tenant: TenantView; evolution: EvolutionClient; name: string },
+): Promise<Section<ConnectionCode> & { apiProblem: Problem | null }> {
+  const { evolution, name } = options;
+  const probe = await probeInstance(evolution, name);
+  const problems: Problem[] = probe.apiProblem ? [probe.apiProblem] : probe.found ? [] : ["instance_not_found"];
+  const rowCheck = checkConfigRow(deps.config, slug, { tenant: options.tenant });
+  const evidence: Record<string, unknown> = {
+    evolutionUrl: evolution.baseUrl,
+    ...probe.evidence,
+    ...rowCheck.evidence,
+  };
+  problems.push(...rowCheck.problems);
+  if (!probe.apiProblem && probe.found) {
+    const live = await checkLiveInstance(evolution, slug, { name, listedState: probe.listedState });
+    Object.assign(evidence, live.evidence);
+    problems.push(...live.problems);
+  }
+  return { code: connectionCode(problems), evidence, problems, apiProblem: probe.apiProblem };
+}
+
+/**
+ * The key and reachability come from ONE `fetchInstances?instanceName=` call, which is not instance-guarded: 401 is
+ * the key, a network error is the server, 404 is the instance.
+ */
+async function probeInstance(
+  evolution: EvolutionClient,
+  name: string,
+): Promise<
+  { found: boolean; listedState: string | null; apiProblem: Problem | null; evidence: Record<string, unknown> }
+> {
   try {
     const listed = await evolution.fetchInstances({ instanceName: name });
     const mine = listed.find((i) => i.name === name);
-    instanceFound = Boolean(mine);
-    evidence.instance = mine
-      ? {
-        name,
-        listedState: mine.state,
-        ownerJid: mine.ownerJid,
-        disconnectionReasonCode: mine.disconnectionReasonCode,
-      }
-      : null;
+    return {
+      found: Boolean(mine),
+      listedState: mine?.state ?? null,
+      apiProblem: null,
+      evidence: {
+        instance: mine
+          ? {
+            name,
+            listedState: mine.state,
+            ownerJid: mine.ownerJid,
+            disconnectionReasonCode: mine.disconnectionReasonCode,
+          }
+          : null,
+      },
+    };
   } catch (error) {
-    evidence.evolutionError = describeError(error);
-    if (isEvolutionError(error, "unauthorized")) apiProblem = "invalid_api_key";
-    else if (isEvolutionError(error, "unreachable", "timeout")) apiProblem = "api_unreachable";
-    else if (isEvolutionError(error, "not_found")) instanceFound = false;
-    else apiProblem = "api_error";
+    const apiProblem: Problem | null = isEvolutionError(error, "unauthorized")
+      ? "invalid_api_key"
+      : isEvolutionError(error, "unreachable", "timeout")
+      ? "api_unreachable"
+      : isEvolutionError(error, "not_found")
+      ? null
+      : "api_error";
+    return { found: false, listedState: null, apiProblem, evidence: { evolutionError: describeError(error) } };
   }
-  if (apiProblem) problems.push(apiProblem);
-  else if (!instanceFound) problems.push("instance_not_found");
+}
 
-  const integration = tenant.integration;
-  evidence.config = integration
-    ? { instance_name: integration.config.instance_name ?? null, webhook_url: integration.config.webhook_url ?? null }
-    : null;
-  if (!integration) problems.push("config_missing");
-  else {
-    const want = expectedConfig(config, slug);
-    const mismatched = (["instance_name", "webhook_url"] as const).filter((k) => integration.config[k] !== want[k]);
-    if (mismatched.length) {
-      problems.push("config_mismatch");
-      evidence.configMismatch = Object.fromEntries(
-        mismatched.map((k) => [k, { current: integration.config[k] ?? null, expected: want[k] }]),
-      );
-    }
-    if (!integration.isActive) evidence.integrationInactive = true;
+/** The tenant's integration row against the config it should have (`config_missing`, `config_mismatch`). */
+function checkConfigRow(
+  config: Config,
+  slug: Slug,
+  options: { tenant: TenantView },
+): { problems: Problem[]; evidence: Record<string, unknown> } {
+  const integration = options.tenant.integration;
+  const evidence: Record<string, unknown> = {
+    config: integration
+      ? { instance_name: integration.config.instance_name ?? null, webhook_url: integration.config.webhook_url ?? null }
+      : null,
+  };
+  if (!integration) return { problems: ["config_missing"], evidence };
+  const problems: Problem[] = [];
+  const want = expectedConfig(config, slug);
+  const mismatched = (["instance_name", "webhook_url"] as const).filter((k) => integration.config[k] !== want[k]);
+  if (mismatched.length) {
+    problems.push("config_mismatch");
+    evidence.configMismatch = Object.fromEntries(
+      mismatched.map((k) => [k, { current: integration.config[k] ?? null, expected: want[k] }]),
+    );
   }
+  if (!integration.isActive) evidence.integrationInactive = true;
+  return { problems, evidence };
+}
 
-  let state: string | null = null;
-  if (!apiProblem && instanceFound) {
-    try {
-      state = await evolution.connectionState(name);
-    } catch (error) {
-      evidence.connectionStateError = describeError(error);
-      state = (evidence.instance as { listedState?: string } | null)?.listedState ?? null;
-    }
-    evidence.state = state;
-    if (state !== "open") problems.push("not_connected");
-    try {
-      const hook = await evolution.findWebhook(name);
-      const expected = await evolution.expectedWebhook(slug);
-      const check = webhookCheck(hook, expected);
-      evidence.webhook = check;
-      if (!check.ok) problems.push("webhook_mismatch");
-    } catch (error) {
-      evidence.webhookError = describeError(error);
-    }
+/** A listed instance: its live state (`not_connected` unless open) and its webhook (`webhook_mismatch`). */
+async function checkLiveInstance(
+  evolution: EvolutionClient,
+  slug: Slug,
+  options: { name: string; listedState: string | null },
+): Promise<{ problems: Problem[]; evidence: Record<string, unknown> }> {
+  const { name } = options;
+  const problems: Problem[] = [];
+  const evidence: Record<string, unknown> = {};
+  let state: string | null;
+  try {
+    state = await evolution.connectionState(name);
+  } catch (error) {
+    evidence.connectionStateError = describeError(error);
+    state = options.listedState;
   }
+  evidence.state = state;
+  if (state !== "open") problems.push("not_connected");
+  try {
+    const hook = await evolution.findWebhook(name);
+    const expected = await evolution.expectedWebhook(slug);
+    const check = webhookCheck(hook, expected);
+    evidence.webhook = check;
+    if (!check.ok) problems.push("webhook_mismatch");
+  } catch (error) {
+    evidence.webhookError = describeError(error);
+  }
+  return { problems, evidence };
+}
+
+/** The seed's connection code: its first problem in the seed's order, else `unknown` for another problem, or `ok`. */
+function connectionCode(problems: Problem[]): ConnectionCode {
   const seedOrder: ConnectionCode[] = ["invalid_api_key", "api_unreachable", "instance_not_found", "config_missing"];
-  const connectionCode: ConnectionCode = seedOrder.find((c) => problems.includes(c as Problem)) ??
+  return seedOrder.find((c) => problems.includes(c as Problem)) ??
     (problems.some((p) => ["api_error", "not_connected", "config_mismatch", "webhook_mismatch"].includes(p))
       ? "unknown"
       : "ok");
+}
 
-  // Disconnection. (The SQL windows end at the database's now(): the audit and log rows carry its clock.)
-  const [closes] = await sql<{ closes: number; last_close_at: Date | null; reasons: unknown; events: number }[]>`
+/**
+ * Disconnection: the tenant's closes in the window (the receiver's `connection.update` logs), then, short of
+ * `frequent_disconnections`, whether the API is stable. (The SQL windows end at the database's now(): the audit and
+ * log rows carry its clock.)
+ */
+async function diagnoseDisconnection(
+  deps: Deps,
+  slug: Slug,
+  options: { evolution: EvolutionClient; apiProblem: Problem | null; evolutionError: unknown },
+): Promise<Section<DisconnectionCode>> {
+  const [closes] = await deps.sql<{ closes: number; last_close_at: Date | null; reasons: unknown; events: number }[]>`
     select * from maintenance.tenant_disconnections(${slug},
       make_interval(hours => ${THRESHOLDS.closesWindowHours}))`;
-  const disc: Record<string, unknown> = {
+  const evidence: Record<string, unknown> = {
     windowHours: THRESHOLDS.closesWindowHours,
     closes: closes.closes,
     lastCloseAt: closes.last_close_at ? new Date(closes.last_close_at).toISOString() : null,
     reasons: closes.reasons,
   };
-  let disconnectionCode: DisconnectionCode;
-  if (closes.closes > THRESHOLDS.frequentCloses) disconnectionCode = "frequent_disconnections";
-  else {
-    let unstable: string | null = null;
-    if (apiProblem === "api_unreachable" || apiProblem === "api_error") unstable = String(evidence.evolutionError);
-    else {
-      try {
-        const info = await evolution.serverInfo();
-        disc.serverVersion = info.version;
-      } catch (error) {
-        unstable = `GET / failed: ${describeError(error)}`;
-      }
-    }
-    // Context only: the last minutes of Evolution calls of every tenant (one server's bad minute shows here too).
-    const [stab] = await sql<{ total: number; errors: number; error_rate: string | null; unreachable: number }[]>`
-      select * from maintenance.evolution_stability(${EVOLUTION_OPERATIONS},
-        make_interval(mins => ${THRESHOLDS.unstableWindowMinutes}))`;
-    disc.recentCalls = {
-      windowMinutes: THRESHOLDS.unstableWindowMinutes,
-      total: stab.total,
-      errors: stab.errors,
-      errorRate: stab.error_rate === null ? null : Number(stab.error_rate),
-      unreachableOrServerErrors: stab.unreachable,
-    };
-    if (unstable) disc.unstable = unstable;
-    disconnectionCode = unstable ? "api_unstable" : closes.closes > 0 ? "unknown" : "ok";
+  if (closes.closes > THRESHOLDS.frequentCloses) {
+    return { code: "frequent_disconnections", evidence, problems: ["frequent_disconnections"] };
   }
-  if (disconnectionCode === "frequent_disconnections" || disconnectionCode === "api_unstable") {
-    problems.push(disconnectionCode);
-  }
+  const stability = await apiStability(deps, options);
+  Object.assign(evidence, stability.evidence);
+  if (stability.unstable) return { code: "api_unstable", evidence, problems: ["api_unstable"] };
+  return { code: closes.closes > 0 ? "unknown" : "ok", evidence, problems: [] };
+}
 
-  // Performance.
-  const windowHours = options.windowHours ?? 24;
+/**
+ * `api_unstable`: the listing call already failed on the server, or the live probe `GET /` fails (as the seed's
+ * checkEvolutionAPIHealth). The last minutes of Evolution calls of every tenant are context only (one server's bad
+ * minute shows here too).
+ */
+async function apiStability(
+  deps: Deps,
+  options: { evolution: EvolutionClient; apiProblem: Problem | null; evolutionError: unknown },
+): Promise<{ unstable: string | null; evidence: Record<string, unknown> }> {
+  const evidence: Record<string, unknown> = {};
+  let unstable: string | null = null;
+  if (options.apiProblem === "api_unreachable" || options.apiProblem === "api_error") {
+    unstable = String(options.evolutionError);
+  } else {
+    try {
+      const info = await options.evolution.serverInfo();
+      evidence.serverVersion = info.version;
+    } catch (error) {
+      unstable = `GET / failed: ${describeError(error)}`;
+    }
+  }
+  const [stab] = await deps.sql<{ total: number; errors: number; error_rate: string | null; unreachable: number }[]>`
+    select * from maintenance.evolution_stability(${EVOLUTION_OPERATIONS},
+      make_interval(mins => ${THRESHOLDS.unstableWindowMinutes}))`;
+  evidence.recentCalls = {
+    windowMinutes: THRESHOLDS.unstableWindowMinutes,
+    total: stab.total,
+    errors: stab.errors,
+    errorRate: stab.error_rate === null ? null : Number(stab.error_rate),
+    unreachableOrServerErrors: stab.unreachable,
+  };
+  if (unstable) evidence.unstable = unstable;
+  return { unstable, evidence };
+}
+
+/** Performance: the tenant's Evolution calls in the window, aggregated in SQL (`slow_api`, `high_error_rate`). */
+async function diagnosePerformance(
+  sql: Sql,
+  slug: Slug,
+  options: { windowHours: number },
+): Promise<Section<PerformanceCode>> {
+  const { windowHours } = options;
   const [perf] = await sql<
     {
       total: number;
@@ -218,7 +337,7 @@ export async function diagnose(
     }[]
   >`select * from maintenance.tenant_performance(${slug}, ${EVOLUTION_OPERATIONS},
       make_interval(hours => ${windowHours}))`;
-  const perfEvidence: Record<string, unknown> = {
+  const evidence: Record<string, unknown> = {
     windowHours,
     calls: perf.total,
     successRate: perf.success_rate === null ? null : Number(perf.success_rate),
@@ -226,39 +345,10 @@ export async function diagnose(
     p95ResponseMs: perf.p95_response_ms === null ? null : Number(perf.p95_response_ms),
     errorsByType: perf.errors_by_type,
   };
-  let performanceCode: PerformanceCode = "normal";
+  let code: PerformanceCode = "normal";
   if (perf.total < THRESHOLDS.minSample) {
-    perfEvidence.note = `fewer than ${THRESHOLDS.minSample} calls: too few to judge`;
-  } else if (Number(perf.avg_response_ms) > THRESHOLDS.slowMeanMs) performanceCode = "slow_api";
-  else if (Number(perf.success_rate) < THRESHOLDS.minSuccessRate) performanceCode = "high_error_rate";
-  if (performanceCode !== "normal") problems.push(performanceCode);
-
-  return {
-    tenant: slug,
-    instance: name,
-    checkedAt: now.toISOString(),
-    healthy: problems.length === 0,
-    problems,
-    connection: { code: connectionCode, evidence },
-    disconnection: { code: disconnectionCode, evidence: disc },
-    performance: { code: performanceCode, evidence: perfEvidence },
-  };
-}
-
-/** Compares an instance's webhook with the expected URL, token header and enabled flag (no secret in the result). */
-export function webhookCheck(
-  hook: WebhookConfig | null,
-  expected: { url: string; headers: Record<string, string> },
-): { ok: boolean; url: string | null; expectedUrl: string; urlOk: boolean; tokenOk: boolean; enabled: boolean } {
-  const urlOk = hook?.url === expected.url;
-  const tokenOk = hook?.headers?.[WEBHOOK_TOKEN_HEADER] === expected.headers[WEBHOOK_TOKEN_HEADER];
-  const enabled = hook?.enabled === true;
-  return {
-    ok: urlOk && tokenOk && enabled,
-    url: hook?.url ?? null,
-    expectedUrl: expected.url,
-    urlOk,
-    tokenOk,
-    enabled,
-  };
+    evidence.note = `fewer than ${THRESHOLDS.minSample} calls: too few to judge`;
+  } else if (Number(perf.avg_response_ms) > THRESHOLDS.slowMeanMs) code = "slow_api";
+  else if (Number(perf.success_rate) < THRESHOLDS.minSuccessRate) code = "high_error_rate";
+  return { code, evidence, problems: code === "normal" ? [] : [code] };
 }

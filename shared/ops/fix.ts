@@ -13,17 +13,11 @@ import { AppError, ConflictError } from "../errors.ts";
 import type { Deps } from "../deps.ts";
 import type { ConnectResult } from "../evolution/types.ts";
 import { instanceName, type Slug } from "../naming.ts";
+import { describeError, isEvolutionError } from "../evolution/errors.ts";
+import { withTenantLease } from "../tenant_lease.ts";
 import { diagnose, type Diagnosis, type Problem } from "./diagnose.ts";
 import { Operation, type OperationResult, StepFailed, type StepReport } from "./operation.ts";
-import {
-  clientFor,
-  describeError,
-  expectedConfig,
-  isEvolutionError,
-  loadTenant,
-  type TenantView,
-  withTenantLease,
-} from "./tenants.ts";
+import { clientFor, expectedConfig, loadTenant, type TenantView } from "./tenants.ts";
 
 /** The tenant's remediation budget, as `maintenance.remediation_budget` computes it. */
 export interface Budget {

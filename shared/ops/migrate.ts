@@ -14,21 +14,17 @@
  *
  * The new key is never logged, stored in plain text, put in the audit trail or returned: it lives in Vault only.
  */
+import { normalizeBaseUrl } from "../config.ts";
 import type { Deps } from "../deps.ts";
 import { ValidationError } from "../errors.ts";
-import type { EvolutionClient } from "../evolution/client.ts";
+import type { CreatedInstance, EvolutionClient } from "../evolution/client.ts";
 import { instanceName, type Slug } from "../naming.ts";
-import { webhookCheck } from "./diagnose.ts";
+import { describeError, isEvolutionError } from "../evolution/errors.ts";
+import { webhookCheck } from "../evolution/webhook_check.ts";
+import { withTenantLease } from "../tenant_lease.ts";
 import { connectSummary } from "./fix.ts";
 import { Operation, type OperationResult, StepFailed, type StepReport } from "./operation.ts";
-import {
-  clientFor,
-  describeError,
-  type IntegrationConfig,
-  isEvolutionError,
-  loadTenant,
-  withTenantLease,
-} from "./tenants.ts";
+import { clientFor, type IntegrationConfig, loadTenant } from "./tenants.ts";
 
 /** What `migrate` answers (no key anywhere). */
 export interface MigrateResponse {
@@ -49,6 +45,39 @@ export interface MigrateResponse {
   rollback: StepReport[];
 }
 
+/** One migration's fixed facts, shared by its steps. */
+interface Migration {
+  deps: Deps;
+  op: Operation;
+  slug: Slug;
+  /** The tenant's instance name (the same on both servers). */
+  name: string;
+  /** The new server's URL (normalised). */
+  to: string;
+  apiKey: string;
+  oldClient: EvolutionClient;
+  newClient: EvolutionClient;
+  leaveOldIfUnreachable: boolean;
+}
+
+/** What the steps have done so far: what a rollback must undo. */
+interface Progress {
+  rowId: string;
+  /** The config row exactly as stored before the migration. */
+  backup: IntegrationConfig;
+  oldState: string | null;
+  created: boolean;
+  savedSecret: string | null;
+  configSaved: boolean;
+  retireAttempted: boolean;
+}
+
+/** The parts of a {@link MigrateResponse} every outcome shares. */
+type ResponseBase = Pick<
+  MigrateResponse,
+  "action" | "tenant" | "operationId" | "dryRun" | "from" | "to" | "before" | "plan"
+>;
+
 /** Migrates one tenant to another Evolution server (see the module doc). */
 export async function migrateTenant(
   deps: Deps,
@@ -63,192 +92,234 @@ export async function migrateTenant(
       { code: "config_missing", details: [{ field: "slug", message: "no integration row" }] },
     );
   }
-  const to = options.apiUrl.replace(/\/+$/, "");
+  const to = normalizeBaseUrl(options.apiUrl);
   const oldClient = await clientFor(deps, tenant);
   if (to === oldClient.baseUrl) {
     throw new ValidationError(`Invalid 'apiUrl': the tenant is already on ${to}`, {
       details: [{ field: "apiUrl", message: "must be another server than the tenant's current one" }],
     });
   }
-  const newClient = deps.evolution.withCredentials(to, options.apiKey);
-  const name = instanceName(slug, config.instancePrefix);
-  const op = new Operation(sql, { action: "migrate", actor: options.actor, tenant: slug, dryRun: !options.apply });
+  const m: Migration = {
+    deps,
+    slug,
+    to,
+    apiKey: options.apiKey,
+    oldClient,
+    newClient: deps.evolution.withCredentials(to, options.apiKey),
+    name: instanceName(slug, config.instancePrefix),
+    op: new Operation(sql, { action: "migrate", actor: options.actor, tenant: slug, dryRun: !options.apply }),
+    leaveOldIfUnreachable: options.leaveOldIfUnreachable === true,
+  };
+  const lease = { slug, action: "migrate", actor: options.actor, operationId: m.op.id };
+  return await withTenantLease(sql, lease, () => runMigration(m, { tenantId: tenant.id, apply: options.apply }));
+}
 
-  return await withTenantLease(sql, { slug, action: "migrate", actor: options.actor, operationId: op.id }, async () => {
-    const rollback: StepReport[] = [];
-    // 1. Backup (the row exactly as stored, re-read under the lease).
-    const [row] = await sql<{ id: string; config: IntegrationConfig }[]>`
-      select id, config from public.tenant_integrations
-      where tenant_id = ${tenant.id} and integration_type = 'whatsapp'`;
-    const backup = row.config;
-    const oldState = await oldClient.connectionState(name).catch((
-      e,
-    ) => (isEvolutionError(e, "not_found") ? null : "unknown"));
-    const before = { config: backup, oldInstanceState: oldState };
-    const plan = [
-      `check ${to}: reachable, key accepted, '${name}' free`,
-      `create '${name}' on ${to} with the tenant's webhook URL and token header`,
-      `verify its webhook`,
-      `save the config: evolution_api_url = '${to}', the key in Vault`,
-      `retire '${name}' on ${oldClient.baseUrl} (logout + delete)`,
-    ];
-    const base = {
-      action: "migrate" as const,
-      tenant: slug,
-      operationId: op.id,
-      dryRun: !options.apply,
-      from: oldClient.baseUrl,
-      to,
-      before,
-      plan,
-    };
-    await op.record("backup", "ok", { after: { config: backup, oldInstanceState: oldState } });
-
-    let created = false;
-    let savedSecret: string | null = null;
-    let configSaved = false;
-    let retireAttempted = false;
-    try {
-      // 2. Check the new server.
-      await op.run("check_new_server", async () => {
-        const info = await newClient.serverInfo();
-        let taken = false;
-        try {
-          taken = (await newClient.fetchInstances({ instanceName: name })).some((i) => i.name === name);
-        } catch (error) {
-          if (!isEvolutionError(error, "not_found")) throw error;
-        }
-        if (taken) throw new Error(`instance '${name}' already exists on ${to}: not ours to replace`);
-        return info;
-      }, { after: (info) => ({ server: to, version: info.version }) });
-      if (!options.apply) {
-        await op.record("plan", "planned", { after: { plan } });
-        return { ...base, ok: true, result: "planned", after: null, steps: op.steps, rollback };
-      }
-
-      // 3. Create on the new server.
-      const inst = await op.run("create_on_new_server", () => newClient.createInstance(slug), {
-        after: (c) => ({ instance: c.name, state: c.state, server: to }),
-      });
-      created = true;
-
-      // 4. Verify the webhook the new server stored.
-      await op.run("verify_new_instance", async () => {
-        const check = webhookCheck(await newClient.findWebhook(name), await newClient.expectedWebhook(slug));
-        if (!check.ok) throw new Error(`the new instance's webhook is not the expected one (${JSON.stringify(check)})`);
-        return check;
-      }, { after: (c) => c });
-
-      // 5. Save the new config (key to Vault, URL to the row) in one transaction.
-      const newConfig: IntegrationConfig = { ...backup, evolution_api_url: to };
-      await op.run("save_config", () =>
-        sql.begin(async (tx) => {
-          const [s] = await tx<
-            { id: string }[]
-          >`select maintenance.store_evolution_key(${slug}, ${options.apiKey}) as id`;
-          savedSecret = s.id;
-          newConfig.evolution_api_key_secret_id = s.id;
-          await tx`
-            update public.tenant_integrations set config = ${tx.json(newConfig as never)}, updated_at = now()
-            where id = ${row.id}`;
-        }), { before: backup, after: () => newConfig });
-      configSaved = true;
-
-      // 6. Retire the old instance (Evolution logs it out first when open). A timeout leaves the outcome unknown:
-      // the delete may land after we stopped waiting, so rolling back to the old instance could leave the tenant
-      // with none anywhere. Then the tenant stays on the new server and a human checks the old one.
-      retireAttempted = true;
-      try {
-        await op.run("retire_old_instance", async () => {
-          try {
-            await oldClient.deleteInstance(name);
-          } catch (error) {
-            if (!isEvolutionError(error, "not_found")) throw error;
-          }
-        }, { before: { server: oldClient.baseUrl, state: oldState }, after: () => ({ deleted: true }) });
-      } catch (error) {
-        if (!(error instanceof StepFailed)) throw error;
-        const timedOut = isEvolutionError(error.cause, "timeout");
-        const unreachable = isEvolutionError(error.cause, "unreachable") && options.leaveOldIfUnreachable === true;
-        if (!timedOut && !unreachable) throw error;
-        return {
-          ...base,
-          ok: false,
-          result: "needs_human",
-          failedStep: "retire_old_instance",
-          error: timedOut
-            ? `The tenant now uses ${to}, but retiring '${name}' on ${oldClient.baseUrl} timed out, so it may or ` +
-              `may not be deleted: check that server and delete it if it is still there (${describeError(error.cause)})`
-            : `The tenant now uses ${to}; ${oldClient.baseUrl} could not be reached to retire '${name}' ` +
-              `(leaveOldIfUnreachable): delete it there when that server is back (${describeError(error.cause)})`,
-          after: { config: newConfig, oldInstanceState: "unknown", newInstanceState: inst.state },
-          steps: op.steps,
-          rollback,
-        };
-      }
-
-      // 7. The key the old config pointed at (a previous migration) is no longer needed.
-      if (backup.evolution_api_key_secret_id) {
-        await sql`select maintenance.drop_evolution_key(${backup.evolution_api_key_secret_id}::uuid)`.catch(() => {});
-      }
-      return {
-        ...base,
-        ok: true,
-        result: "ok",
-        after: { config: newConfig, oldInstanceState: null, newInstanceState: inst.state },
-        steps: op.steps,
-        rollback,
-      };
-    } catch (error) {
-      const failedStep = error instanceof StepFailed ? error.step : "unknown";
-      const message = describeError(error instanceof StepFailed ? error.cause : error);
-      const complete = await rollBack(deps, op, rollback, {
-        rowId: row.id,
-        backup,
-        savedSecret: configSaved ? savedSecret : null,
-        restoreConfig: configSaved,
-        created,
-        newClient,
-        oldClient,
-        name,
-        oldState,
-        retireAttempted,
-      });
-      const [now] = await sql<{ config: IntegrationConfig }[]>`
-        select config from public.tenant_integrations where id = ${row.id}`;
-      const oldNow = await oldClient.connectionState(name).catch(() => null);
+/** The steps under the tenant's lease: backup, check, then (apply) create, verify, save, retire; else roll back. */
+async function runMigration(m: Migration, options: { tenantId: string; apply: boolean }): Promise<MigrateResponse> {
+  const progress = await backUp(m, options.tenantId);
+  const base: ResponseBase = {
+    action: "migrate",
+    tenant: m.slug,
+    operationId: m.op.id,
+    dryRun: !options.apply,
+    from: m.oldClient.baseUrl,
+    to: m.to,
+    before: { config: progress.backup, oldInstanceState: progress.oldState },
+    plan: migrationPlan(m),
+  };
+  await m.op.record("backup", "ok", { after: { config: progress.backup, oldInstanceState: progress.oldState } });
+  try {
+    await checkNewServer(m);
+    if (!options.apply) {
+      await m.op.record("plan", "planned", { after: { plan: base.plan } });
+      return { ...base, ok: true, result: "planned", after: null, steps: m.op.steps, rollback: [] };
+    }
+    const inst = await createOnNewServer(m, progress);
+    await verifyNewInstance(m);
+    const newConfig = await saveNewConfig(m, progress);
+    const leftBehind = await retireOldInstance(m, progress);
+    if (leftBehind) {
       return {
         ...base,
         ok: false,
-        result: !rollback.length ? "failed" : complete ? "rolled_back" : "rollback_incomplete",
-        failedStep,
-        error: message,
-        after: { config: now?.config ?? null, oldInstanceState: oldNow, newInstanceState: null },
-        steps: op.steps,
-        rollback,
+        result: "needs_human",
+        failedStep: "retire_old_instance",
+        error: leftBehind,
+        after: { config: newConfig, oldInstanceState: "unknown", newInstanceState: inst.state },
+        steps: m.op.steps,
+        rollback: [],
       };
     }
-  });
+    await dropOldKey(m, progress.backup);
+    return {
+      ...base,
+      ok: true,
+      result: "ok",
+      after: { config: newConfig, oldInstanceState: null, newInstanceState: inst.state },
+      steps: m.op.steps,
+      rollback: [],
+    };
+  } catch (error) {
+    return await rolledBack(m, progress, { base, error });
+  }
 }
 
-async function rollBack(
-  deps: Deps,
-  op: Operation,
-  out: StepReport[],
-  ctx: {
-    rowId: string;
-    backup: IntegrationConfig;
-    savedSecret: string | null;
-    restoreConfig: boolean;
-    created: boolean;
-    newClient: EvolutionClient;
-    oldClient: EvolutionClient;
-    name: string;
-    oldState: string | null;
-    retireAttempted: boolean;
-  },
-): Promise<boolean> {
-  const { sql } = deps;
+/** Step 1: back up the config row exactly as stored (re-read under the lease) and the old instance's state. */
+async function backUp(m: Migration, tenantId: string): Promise<Progress> {
+  const [row] = await m.deps.sql<{ id: string; config: IntegrationConfig }[]>`
+    select id, config from public.tenant_integrations
+    where tenant_id = ${tenantId} and integration_type = 'whatsapp'`;
+  const oldState = await m.oldClient.connectionState(m.name).catch((
+    e,
+  ) => (isEvolutionError(e, "not_found") ? null : "unknown"));
+  return {
+    rowId: row.id,
+    backup: row.config,
+    oldState,
+    created: false,
+    savedSecret: null,
+    configSaved: false,
+    retireAttempted: false,
+  };
+}
+
+/** The steps an applied migration takes, as the dry run shows them. */
+function migrationPlan(m: Migration): string[] {
+  return [
+    `check ${m.to}: reachable, key accepted, '${m.name}' free`,
+    `create '${m.name}' on ${m.to} with the tenant's webhook URL and token header`,
+    `verify its webhook`,
+    `save the config: evolution_api_url = '${m.to}', the key in Vault`,
+    `retire '${m.name}' on ${m.oldClient.baseUrl} (logout + delete)`,
+  ];
+}
+
+/** Step 2: the new server answers, accepts the key, and has no instance of that name. */
+async function checkNewServer(m: Migration): Promise<void> {
+  const { newClient, name } = m;
+  await m.op.run("check_new_server", async () => {
+    const info = await newClient.serverInfo();
+    let taken = false;
+    try {
+      taken = (await newClient.fetchInstances({ instanceName: name })).some((i) => i.name === name);
+    } catch (error) {
+      if (!isEvolutionError(error, "not_found")) throw error;
+    }
+    if (taken) throw new Error(`instance '${name}' already exists on ${m.to}: not ours to replace`);
+    return info;
+  }, { after: (info) => ({ server: m.to, version: info.version }) });
+}
+
+/** Step 3: create the instance on the new server (the tenant's webhook and token). */
+async function createOnNewServer(m: Migration, progress: Progress): Promise<CreatedInstance> {
+  const inst = await m.op.run("create_on_new_server", () => m.newClient.createInstance(m.slug), {
+    after: (c) => ({ instance: c.name, state: c.state, server: m.to }),
+  });
+  progress.created = true;
+  return inst;
+}
+
+/** Step 4: the webhook the new server stored is the expected one. */
+async function verifyNewInstance(m: Migration): Promise<void> {
+  await m.op.run("verify_new_instance", async () => {
+    const check = webhookCheck(await m.newClient.findWebhook(m.name), await m.newClient.expectedWebhook(m.slug));
+    if (!check.ok) throw new Error(`the new instance's webhook is not the expected one (${JSON.stringify(check)})`);
+    return check;
+  }, { after: (c) => c });
+}
+
+/** Step 5: save the new config (key to Vault, URL to the row) in one transaction. */
+async function saveNewConfig(m: Migration, progress: Progress): Promise<IntegrationConfig> {
+  const newConfig: IntegrationConfig = { ...progress.backup, evolution_api_url: m.to };
+  await m.op.run("save_config", () =>
+    m.deps.sql.begin(async (tx) => {
+      const [s] = await tx<
+        { id: string }[]
+      >`select maintenance.store_evolution_key(${m.slug}, ${m.apiKey}) as id`;
+      progress.savedSecret = s.id;
+      newConfig.evolution_api_key_secret_id = s.id;
+      await tx`
+        update public.tenant_integrations set config = ${tx.json(newConfig as never)}, updated_at = now()
+        where id = ${progress.rowId}`;
+    }), { before: progress.backup, after: () => newConfig });
+  progress.configSaved = true;
+  return newConfig;
+}
+
+/**
+ * Step 6: retire the old instance (Evolution logs it out first when open). Null when it is gone; otherwise the
+ * message of a `needs_human` outcome. A timeout leaves the outcome unknown: the delete may land after we stopped
+ * waiting, so rolling back to the old instance could leave the tenant with none anywhere. Then the tenant stays on
+ * the new server and a human checks the old one (likewise an unreachable old server with `leaveOldIfUnreachable`).
+ * Any other failure is thrown (the migration rolls back).
+ */
+async function retireOldInstance(m: Migration, progress: Progress): Promise<string | null> {
+  const { oldClient, name, to } = m;
+  progress.retireAttempted = true;
+  try {
+    await m.op.run("retire_old_instance", async () => {
+      try {
+        await oldClient.deleteInstance(name);
+      } catch (error) {
+        if (!isEvolutionError(error, "not_found")) throw error;
+      }
+    }, { before: { server: oldClient.baseUrl, state: progress.oldState }, after: () => ({ deleted: true }) });
+    return null;
+  } catch (error) {
+    if (!(error instanceof StepFailed)) throw error;
+    const timedOut = isEvolutionError(error.cause, "timeout");
+    const unreachable = isEvolutionError(error.cause, "unreachable") && m.leaveOldIfUnreachable;
+    if (!timedOut && !unreachable) throw error;
+    return timedOut
+      ? `The tenant now uses ${to}, but retiring '${name}' on ${oldClient.baseUrl} timed out, so it may or ` +
+        `may not be deleted: check that server and delete it if it is still there (${describeError(error.cause)})`
+      : `The tenant now uses ${to}; ${oldClient.baseUrl} could not be reached to retire '${name}' ` +
+        `(leaveOldIfUnreachable): delete it there when that server is back (${describeError(error.cause)})`;
+  }
+}
+
+/** Step 7: the key the old config pointed at (a previous migration) is no longer needed. */
+async function dropOldKey(m: Migration, backup: IntegrationConfig): Promise<void> {
+  if (backup.evolution_api_key_secret_id) {
+    await m.deps.sql`select maintenance.drop_evolution_key(${backup.evolution_api_key_secret_id}::uuid)`.catch(
+      () => {},
+    );
+  }
+}
+
+/** A failed step: undo what was done, then answer which step failed and how the tenant is now. */
+async function rolledBack(
+  m: Migration,
+  progress: Progress,
+  options: { base: ResponseBase; error: unknown },
+): Promise<MigrateResponse> {
+  const { error } = options;
+  const failedStep = error instanceof StepFailed ? error.step : "unknown";
+  const message = describeError(error instanceof StepFailed ? error.cause : error);
+  const { steps: rollback, complete } = await rollBack(m, progress);
+  const [now] = await m.deps.sql<{ config: IntegrationConfig }[]>`
+    select config from public.tenant_integrations where id = ${progress.rowId}`;
+  const oldNow = await m.oldClient.connectionState(m.name).catch(() => null);
+  return {
+    ...options.base,
+    ok: false,
+    result: !rollback.length ? "failed" : complete ? "rolled_back" : "rollback_incomplete",
+    failedStep,
+    error: message,
+    after: { config: now?.config ?? null, oldInstanceState: oldNow, newInstanceState: null },
+    steps: m.op.steps,
+    rollback,
+  };
+}
+
+/**
+ * The rollback: restore the config row and drop the stored key (when the config was saved), delete the instance
+ * created on the new server, and reconnect the old instance if retiring it was attempted and it is no longer open.
+ * Every step is recorded; `complete` is false when one failed.
+ */
+async function rollBack(m: Migration, progress: Progress): Promise<{ steps: StepReport[]; complete: boolean }> {
+  const { deps: { sql }, op } = m;
+  const out: StepReport[] = [];
   let complete = true;
   const step = async (name: string, fn: () => Promise<unknown>) => {
     const start = op.steps.length;
@@ -264,36 +335,37 @@ async function rollBack(
     }
     out.push(...op.steps.slice(start));
   };
-  if (ctx.restoreConfig) {
+  const savedSecret = progress.configSaved ? progress.savedSecret : null;
+  if (progress.configSaved) {
     await step("restore_config", async () => {
-      await sql`update public.tenant_integrations set config = ${sql.json(ctx.backup as never)}, updated_at = now()
-        where id = ${ctx.rowId}`;
-      return { config: ctx.backup };
+      await sql`update public.tenant_integrations set config = ${sql.json(progress.backup as never)}, updated_at = now()
+        where id = ${progress.rowId}`;
+      return { config: progress.backup };
     });
   }
-  if (ctx.savedSecret) {
+  if (savedSecret) {
     await step("drop_new_key", async () => {
-      await sql`select maintenance.drop_evolution_key(${ctx.savedSecret}::uuid)`;
+      await sql`select maintenance.drop_evolution_key(${savedSecret}::uuid)`;
       return { dropped: true };
     });
   }
-  if (ctx.created) {
+  if (progress.created) {
     await step("delete_new_instance", async () => {
       try {
-        await ctx.newClient.deleteInstance(ctx.name);
+        await m.newClient.deleteInstance(m.name);
       } catch (error) {
         if (!isEvolutionError(error, "not_found")) throw error;
       }
-      return { deleted: true, server: ctx.newClient.baseUrl };
+      return { deleted: true, server: m.newClient.baseUrl };
     });
   }
-  if (ctx.oldState && ctx.retireAttempted) {
+  if (progress.oldState && progress.retireAttempted) {
     await step("old_instance", async () => {
-      const now = await ctx.oldClient.connectionState(ctx.name);
-      if (now === "open" || now === ctx.oldState) return { state: now, reconnected: false };
-      const r = await ctx.oldClient.connect(ctx.name);
+      const now = await m.oldClient.connectionState(m.name);
+      if (now === "open" || now === progress.oldState) return { state: now, reconnected: false };
+      const r = await m.oldClient.connect(m.name);
       return { state: now, reconnected: true, ...connectSummary(r) };
     });
   }
-  return complete;
+  return { steps: out, complete };
 }

@@ -5,7 +5,7 @@
  */
 import type { Sql } from "../db.ts";
 import { type ActionResult, recordAction } from "../audit.ts";
-import { describeError } from "./tenants.ts";
+import { describeError } from "../evolution/errors.ts";
 
 /** One step as reported. */
 export interface StepReport {

@@ -9,16 +9,10 @@
  */
 import type { Deps } from "../deps.ts";
 import { instanceName, type Slug } from "../naming.ts";
+import { describeError, isEvolutionError } from "../evolution/errors.ts";
+import { withTenantLease } from "../tenant_lease.ts";
 import { Operation, type OperationResult, StepFailed, type StepReport } from "./operation.ts";
-import {
-  clientFor,
-  describeError,
-  expectedConfig,
-  type IntegrationConfig,
-  isEvolutionError,
-  loadTenant,
-  withTenantLease,
-} from "./tenants.ts";
+import { clientFor, expectedConfig, type IntegrationConfig, loadTenant } from "./tenants.ts";
 
 /** What `reset` answers. */
 export interface ResetResponse {

@@ -1,14 +1,14 @@
 /**
  * @module
  * What every on-demand action needs about one tenant: its row and WhatsApp integration (404 when the tenant is
- * unknown), the expected instance name, webhook URL and config, the per-tenant lease (one changing action per
- * tenant at a time, 409 for the second), and the Evolution error helpers the actions share.
+ * unknown), the expected instance name, webhook URL and config, who asked, and the Evolution client of the
+ * tenant's server. (The per-tenant lease the actions hold is `../tenant_lease.ts`.)
  */
 import { z } from "zod";
 import type { Sql } from "../db.ts";
-import type { Config } from "../config.ts";
-import { ConflictError, errorMessage, NotFoundError } from "../errors.ts";
-import { type EvolutionClient, EvolutionError } from "../evolution/client.ts";
+import { type Config, normalizeBaseUrl } from "../config.ts";
+import { NotFoundError } from "../errors.ts";
+import type { EvolutionClient } from "../evolution/client.ts";
 import type { Deps } from "../deps.ts";
 import { instanceName, type Slug, webhookUrl } from "../naming.ts";
 
@@ -85,69 +85,13 @@ export function actorFrom(header: string | undefined | null): string {
 }
 
 /**
- * Runs `fn` holding the tenant's lease (`maintenance.acquire_tenant_lease`): a second changing action on the same
- * tenant gets a {@link ConflictError} (409) naming the running one. The lease is released even when `fn` throws.
- */
-export async function withTenantLease<T>(
-  sql: Sql,
-  lease: { slug: string; action: string; actor: string; operationId: string; seconds?: number },
-  fn: () => Promise<T>,
-): Promise<T> {
-  const [got] = await sql<
-    {
-      acquired: boolean;
-      holder_operation_id: string;
-      holder_action: string;
-      holder_actor: string;
-      holder_since: Date;
-      holder_expires_at: Date;
-    }[]
-  >`select * from maintenance.acquire_tenant_lease(${lease.slug}, ${lease.operationId}, ${lease.action},
-      ${lease.actor}, ${lease.seconds ?? 300})`;
-  if (!got?.acquired) {
-    throw new ConflictError(
-      `Cannot ${lease.action} tenant '${lease.slug}' as another operation (${got?.holder_action}) is running on it`,
-      {
-        code: "operation_in_progress",
-        details: {
-          operationId: got?.holder_operation_id,
-          action: got?.holder_action,
-          actor: got?.holder_actor,
-          since: got?.holder_since,
-          expiresAt: got?.holder_expires_at,
-        },
-      },
-    );
-  }
-  try {
-    return await fn();
-  } finally {
-    await sql`select maintenance.release_tenant_lease(${lease.slug}, ${lease.operationId})`.catch(() => {});
-  }
-}
-
-/** True when `error` is an Evolution error with one of `codes`. */
-export function isEvolutionError(error: unknown, ...codes: EvolutionError["code"][]): error is EvolutionError {
-  return error instanceof EvolutionError && (codes.length === 0 || codes.includes(error.code));
-}
-
-/** A short, secret-free description of an error for reports and the audit. */
-export function describeError(error: unknown): string {
-  if (error instanceof EvolutionError) {
-    const msgs = error.messages.length ? ` (${error.messages.slice(0, 2).join("; ")})` : "";
-    return `${error.code}${error.status ? ` ${error.status}` : ""}: ${error.message}${msgs}`;
-  }
-  return errorMessage(error);
-}
-
-/**
  * The Evolution client of a tenant's server: the default one, or, after a migration, the server named in its
  * config (`evolution_api_url`) with the key read back from Vault (`evolution_api_key_secret_id`).
  */
 export async function clientFor(deps: Deps, tenant: TenantView): Promise<EvolutionClient> {
   const cfg = tenant.integration?.config;
   if (!cfg?.evolution_api_url || !cfg.evolution_api_key_secret_id) return deps.evolution;
-  if (cfg.evolution_api_url.replace(/\/+$/, "") === deps.evolution.baseUrl) return deps.evolution;
+  if (normalizeBaseUrl(cfg.evolution_api_url) === deps.evolution.baseUrl) return deps.evolution;
   const [row] = await deps.sql<{ key: string | null }[]>`
     select maintenance.evolution_key(${cfg.evolution_api_key_secret_id}::uuid) as key`;
   if (!row?.key) return deps.evolution;
