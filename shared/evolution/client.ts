@@ -1,6 +1,6 @@
 /**
  * @module
- * The one Evolution API client every job and route uses (contract: `evolution-contract.md` §1–§6).
+ * The one Evolution API client every job and route uses (the Evolution behaviours it relies on: docs/EVOLUTION.md).
  *
  * - Every call has a timeout (`config.evolution.timeoutMs`, per attempt) and fails with an {@link EvolutionError}
  *   carrying a stable code (`unauthorized`, `not_found`, `name_in_use`, `bad_request`, `unreachable`, `timeout`,

@@ -1,6 +1,6 @@
 /**
  * @module
- * The `isolation-audit` job (daily; seed §1.2, §1.3, troubleshooting §2.1). Violations come from both sides:
+ * The `isolation-audit` job (daily: the seed's naming, webhook and cross-tenant checks). Violations come from both sides:
  *
  * - the database, through the SQL views: `invalid_prefix` and `slug_mismatch` (`maintenance.naming_violations`),
  *   `webhook_url_mismatch` (`maintenance.webhook_mismatches`, the stored config URL);

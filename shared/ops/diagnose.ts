@@ -1,6 +1,6 @@
 /**
  * @module
- * `diagnose` (seed troubleshooting §1.1, §1.2, §3.1) for one tenant, with the evidence behind each verdict:
+ * `diagnose` (the seed's troubleshooting of connection, disconnection and performance) for one tenant, with the evidence behind each verdict:
  *
  * - connection: `instance_not_found`, `config_missing`, `invalid_api_key`, `api_unreachable`, or `ok` / `unknown`.
  *   Unlike the seed (which asked for the instance first, so a wrong key on a missing instance read as "not found"

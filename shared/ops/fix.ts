@@ -1,6 +1,6 @@
 /**
  * @module
- * `fix` and `reconnect` (seed troubleshooting §1.1 / §1.2 "Soluções").
+ * `fix` and `reconnect` (the seed's troubleshooting solutions for a missing or disconnected instance).
  *
  * `fix` diagnoses, then repairs what can be repaired without a human: recreate a missing instance (with the
  * tenant's webhook and token) or config row, correct a config row or an instance webhook, reconnect an instance

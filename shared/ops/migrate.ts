@@ -1,6 +1,6 @@
 /**
  * @module
- * `migrate` (seed procedure §2) a tenant's instance to another Evolution server (`apiUrl`, `apiKey`).
+ * `migrate` (the seed's migration procedure) a tenant's instance to another Evolution server (`apiUrl`, `apiKey`).
  *
  * Steps: back up the config row → check the new server (reachable, key accepted, name free) → create the instance
  * there (tenant's webhook and token) → verify its webhook → save the new config (URL in the row, key in Vault,

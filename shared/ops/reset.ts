@@ -1,6 +1,6 @@
 /**
  * @module
- * `reset` (seed procedure §1): disconnect, delete the instance, clear the config row, recreate from scratch.
+ * `reset` (the seed's reset procedure): disconnect, delete the instance, clear the config row, recreate from scratch.
  *
  * Requires `confirm` equal to the tenant slug (checked by the route before anything is read), and is a dry run
  * unless `apply: true`. The order avoids a half-applied reset: the config row is replaced (one transaction) only
