@@ -67,19 +67,11 @@ end;
 $$;
 revoke all on function maintenance.set_schedule(text, text) from public, anon, authenticated;
 
--- The five jobs of the bundle, each its own row (a new job adds its row in its own migration).
+-- The five jobs of the bundle, a row each (a new job adds its row in its own migration).
 insert into maintenance.scheduled_jobs (job, schedule, description) values
-  ('health-check', '*/5 * * * *', 'Evolution, database and every active tenant; alerts')
-on conflict (job) do nothing;
-insert into maintenance.scheduled_jobs (job, schedule, description) values
-  ('cleanup-logs', '0 2 * * *', 'Retention purge, expired sessions, pg_cron history, orphan integrations report')
-on conflict (job) do nothing;
-insert into maintenance.scheduled_jobs (job, schedule, description) values
-  ('isolation-audit', '0 6 * * *', 'Naming, slug and webhook isolation between tenants (dry run)')
-on conflict (job) do nothing;
-insert into maintenance.scheduled_jobs (job, schedule, description) values
-  ('orphan-cleanup', '0 3 * * *', 'Prefixed Evolution instances with no integration: quarantine, then delete')
-on conflict (job) do nothing;
-insert into maintenance.scheduled_jobs (job, schedule, description) values
+  ('health-check', '*/5 * * * *', 'Evolution, database and every active tenant; alerts'),
+  ('cleanup-logs', '0 2 * * *', 'Retention purge, expired sessions, pg_cron history, orphan integrations report'),
+  ('isolation-audit', '0 6 * * *', 'Naming, slug and webhook isolation between tenants (dry run)'),
+  ('orphan-cleanup', '0 3 * * *', 'Prefixed Evolution instances with no integration: quarantine, then delete'),
   ('weekly-report', '0 8 * * 0', 'Usage and performance report, sent to the notifiers')
 on conflict (job) do nothing;

@@ -191,8 +191,7 @@ as $$
     order by r.started_at desc limit 1
   ),
   last_ok as (
-    select max(r.started_at) as at from maintenance.job_runs r
-    where r.job = 'health-check' and r.status in ('healthy', 'degraded', 'unhealthy') and r.started_at <= as_of
+    select (select j.last_success_at from maintenance.job_last_runs(as_of) j where j.job = 'health-check') as at
   ),
   tenants as (
     select count(*) as total,
