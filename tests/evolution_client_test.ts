@@ -323,25 +323,27 @@ Deno.test("EvolutionClient logs every call to api_logs in batches, never with th
     ]);
     assert.ok(rows.every((r) => r.service === "whatsapp" && Number.isInteger(r.response_time) && r.response_time >= 0));
     assert.ok(rows.every((r) => !r.data.includes(sim.apiKey) && !r.data.includes(other.apiKey)));
-    // server_info (version detection before create) is logged too, without a tenant.
-    const info =
-      await sql`select count(*)::int as n from public.api_logs where event = 'server_info' and data->>'instance' is null`;
-    assert.ok(info[0].n >= 1);
+    // the version detection before create (a listing of a name that does not exist) is logged too, no tenant
+    const probe = await sql`select count(*)::int as n from public.api_logs
+      where event = 'fetch_instances' and data->>'instance' = 'canais-version-probe-0' and tenant_slug is null`;
+    assert.ok(probe[0].n >= 1);
   });
 });
 
-Deno.test("EvolutionClient.setCredentials() points the client at another server", async () => {
+Deno.test("EvolutionClient.withCredentials() points a client at another server, which learns its own version", async () => {
   await withSim("2.3.7", async (a) => {
     const b = await startSimulator({ version: "1.8.6", webhookRetryDelaysMs: [] });
     try {
       a.control.seedInstance("revalya-a");
       b.control.seedInstance("revalya-b", { state: "open" });
-      const evo = clientFor(a);
-      assert.equal((await evo.serverInfo()).version, "2.3.7");
-      evo.setCredentials(b.url, b.apiKey);
+      const first = clientFor(a);
+      assert.equal((await first.serverInfo()).version, "2.3.7");
+      const evo = first.withCredentials(b.url, b.apiKey);
       assert.equal(evo.baseUrl, b.url);
-      // The cached version is forgotten: restart goes out as PUT to the v1.8 server.
+      // Its version is its own, learnt without GET /: restart goes out as PUT to the v1.8 server.
       assert.deepEqual(await evo.restart("revalya-b"), { kind: "state", state: "open" });
+      assert.equal(await evo.knownMajor(), "1");
+      assert.equal(await first.knownMajor(), "2");
       assert.deepEqual((await evo.fetchInstances()).map((i) => i.name), ["revalya-b"]);
     } finally {
       await b.close();

@@ -8,8 +8,14 @@
  * - Idempotent reads (GET `/`, fetchInstances, connectionState, findWebhook) are retried with exponential backoff
  *   and jitter (p-retry) on network errors and 5xx only. Writes, `connect` (a GET that starts a socket) and
  *   timeouts are never retried: a timeout already spent the caller's budget once.
- * - Responses are zod-checked and normalised into `types.ts`: v2.3 and v1.8 shapes alike. The server version is
- *   read once from `GET /` and cached (v1.8: restart is PUT, create/webhook bodies are flat snake_case).
+ * - Responses are zod-checked and normalised into `types.ts`: v2.3 and v1.8 shapes alike. The server's major
+ *   version is learnt once and cached: from `GET /` when something called it, else from how the server answers a
+ *   listing of a name that does not exist (v1.8: 500 `{error:true}`, 2.x: 404), never by waiting on `GET /` before
+ *   a write (on 2.3.x `GET /` fetches WhatsApp Web's version from outside on every call and can hang). v1.8:
+ *   restart is PUT, create/webhook bodies are flat snake_case, and its event list lacks the 2.x lifecycle names.
+ * - `GET /` has its own short timeout (at most 3 s): a slow `GET /` says nothing about the instances.
+ * - A dead WhatsApp socket ("Connection Closed"; a delete whose logout failed) is `socket_closed`, 2.4's licence
+ *   gate `license_required`, v1.8's 500 for a missing instance `not_found` (see `classifyAnswer`).
  * - Every call is logged to `public.api_logs` (`service='whatsapp'`, `event` = operation) through a buffer written
  *   in batches (one multi-row insert), so logging never slows nor fails the caller. `flushLogs()` writes it now.
  * - The API key is sent in the `apikey` header only: never logged, never in an error message.
@@ -18,6 +24,26 @@ import pRetry from "p-retry";
 import { z } from "zod";
 import { type Config, normalizeBaseUrl } from "../config.ts";
 import type { Sql } from "../db.ts";
+import { type LogOptions, LogSink } from "./log_sink.ts";
+import {
+  CreateBody,
+  ErrorQuirk,
+  FetchInstancesBody,
+  messagesOf,
+  qr,
+  QrBody,
+  ServerInfoBody,
+  SetWebhookV1,
+  state,
+  StateBody,
+  SuccessBody,
+  summaryV1,
+  summaryV2,
+  WebhookFlatV1,
+  WebhookRowV2,
+  webhookV1,
+  webhookV2,
+} from "./responses.ts";
 import { errorMessage } from "../errors.ts";
 import {
   instanceName,
@@ -27,22 +53,23 @@ import {
   webhookToken,
   webhookUrl,
 } from "../naming.ts";
-import { EvolutionError } from "./errors.ts";
-import { LIFECYCLE_EVENTS } from "./events.ts";
+import { classifyAnswer, EvolutionError } from "./errors.ts";
+import { lifecycleEvents } from "./events.ts";
 import type {
+  ApiMajor,
   ConnectionState,
   ConnectResult,
   CreatedInstance,
-  EvolutionErrorCode,
   EvolutionOperation,
   InstanceSummary,
-  QrCode,
   ServerInfo,
+  SocketLiveness,
   WebhookConfig,
 } from "./types.ts";
 
 export type * from "./types.ts";
 export { EvolutionError } from "./errors.ts";
+export type { LogOptions } from "./log_sink.ts";
 
 /** Retry policy of idempotent reads (p-retry options, in milliseconds). */
 export interface RetryOptions {
@@ -54,244 +81,11 @@ export interface RetryOptions {
   maxDelayMs?: number;
 }
 
-/** How `api_logs` rows are buffered. */
-export interface LogOptions {
-  /** Rows written per insert; a full batch is written at once (default 200). */
-  batchSize?: number;
-  /** Longest time a row waits in the buffer (default 1,000 ms). */
-  intervalMs?: number;
-  /** Rows kept while the database is unreachable; older ones are dropped beyond this (default 10,000). */
-  maxBuffered?: number;
-}
-
 /** Options of {@link EvolutionClient}. `sql`: where `api_logs` rows go (none: calls are not logged). */
 export interface EvolutionClientOptions {
   sql?: Sql;
   retry?: RetryOptions;
   logs?: LogOptions;
-}
-
-interface LogRow {
-  created_at: string;
-  tenant_slug: string | null;
-  event: EvolutionOperation;
-  status: "success" | "error";
-  error_type: string | null;
-  response_time: number;
-  data: Record<string, unknown>;
-}
-
-/** The api_logs buffer, shared by a client and the clients made by `withCredentials`. */
-class LogSink {
-  #rows: LogRow[] = [];
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #chain: Promise<void> = Promise.resolve();
-  #dropped = 0;
-  readonly #sql: Sql | undefined;
-  readonly #batchSize: number;
-  readonly #intervalMs: number;
-  readonly #maxBuffered: number;
-
-  constructor(sql: Sql | undefined, options: LogOptions) {
-    this.#sql = sql;
-    this.#batchSize = options.batchSize ?? 200;
-    this.#intervalMs = options.intervalMs ?? 1000;
-    this.#maxBuffered = options.maxBuffered ?? 10_000;
-  }
-
-  push(row: LogRow) {
-    if (!this.#sql) return;
-    this.#rows.push(row);
-    if (this.#rows.length > this.#maxBuffered) {
-      const extra = this.#rows.length - this.#maxBuffered;
-      this.#rows.splice(0, extra);
-      this.#dropped += extra;
-    }
-    if (this.#rows.length >= this.#batchSize) void this.flush();
-    else if (this.#timer === undefined) {
-      const timer = setTimeout(() => {
-        this.#timer = undefined;
-        void this.flush();
-      }, this.#intervalMs);
-      this.#timer = timer;
-      Deno.unrefTimer(timer as unknown as number); // a pending flush never keeps the process (or a test) alive
-    }
-  }
-
-  /** Writes everything buffered (in batches), and waits for writes already under way. Never throws. */
-  flush(): Promise<void> {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
-    const sql = this.#sql;
-    if (!sql || this.#rows.length === 0) return this.#chain;
-    const rows = this.#rows.splice(0);
-    this.#chain = this.#chain.then(async () => {
-      for (let i = 0; i < rows.length; i += this.#batchSize) {
-        const batch = rows.slice(i, i + this.#batchSize);
-        try {
-          await sql`
-            insert into public.api_logs (created_at, tenant_slug, service, event, status, error_type, response_time,
-              data)
-            select r.created_at, r.tenant_slug, 'whatsapp', r.event, r.status, r.error_type, r.response_time, r.data
-            from jsonb_to_recordset(${sql.json(batch as never)}) as r(created_at timestamptz, tenant_slug text,
-              event text, status text, error_type text, response_time integer, data jsonb)`;
-        } catch (error) {
-          this.#dropped += batch.length;
-          console.error(JSON.stringify({
-            level: "warn",
-            msg: "Cannot write Evolution call logs to api_logs; rows dropped",
-            rows: batch.length,
-            droppedTotal: this.#dropped,
-            error: errorMessage(error),
-          }));
-        }
-      }
-    });
-    return this.#chain;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Response schemas (v2.3 and v1.8), each normalised into types.ts.
-
-const nstr = z.string().nullish();
-const nnum = z.number().nullish();
-
-const ServerInfoBody = z.object({ version: z.string(), message: z.string().default(""), clientName: nstr });
-
-const InstanceRowV2 = z.object({
-  name: z.string(),
-  id: nstr,
-  connectionStatus: nstr,
-  ownerJid: nstr,
-  profileName: nstr,
-  integration: nstr,
-  disconnectionReasonCode: nnum,
-  disconnectionAt: nstr,
-});
-const InstanceItemV1 = z.object({
-  instance: z.object({
-    instanceName: z.string(),
-    instanceId: nstr,
-    status: nstr,
-    owner: nstr,
-    profileName: nstr,
-    integration: z.union([z.string(), z.object({ integration: nstr })]).nullish(),
-  }),
-});
-const FetchInstancesBody = z.union([z.array(z.union([InstanceRowV2, InstanceItemV1])), InstanceItemV1]);
-
-const StateBody = z.object({ instance: z.object({ instanceName: z.string(), state: nstr, status: nstr }) });
-
-const QrBody = z.object({ pairingCode: nstr, code: nstr, base64: nstr, count: z.number().int().default(0) });
-
-const ErrorQuirk = z.object({ error: z.literal(true), message: z.unknown().optional() });
-
-const CreateBody = z.object({
-  instance: z.object({ instanceName: z.string(), instanceId: nstr, status: nstr }),
-  qrcode: z.object({ pairingCode: nstr, code: nstr, base64: nstr, count: z.number().int().optional() }).nullish(),
-});
-
-const SuccessBody = z.object({ status: z.unknown().optional(), error: z.boolean().optional() }).nullish();
-
-const Headers = z.record(z.string(), z.unknown()).nullish();
-const WebhookRowV2 = z.object({
-  url: nstr,
-  enabled: z.boolean().nullish(),
-  events: z.array(z.string()).nullish(),
-  webhookByEvents: z.boolean().nullish(),
-  webhookBase64: z.boolean().nullish(),
-  headers: Headers,
-});
-const WebhookFlatV1 = z.object({
-  url: nstr,
-  enabled: z.boolean().nullish(),
-  events: z.array(z.string()).nullish(),
-  webhook_by_events: z.boolean().nullish(),
-  webhook_base64: z.boolean().nullish(),
-});
-const SetWebhookV1 = z.object({ webhook: z.object({ webhook: WebhookFlatV1 }) });
-
-function state(value: string | null | undefined): ConnectionState {
-  if (value === "open" || value === "connecting" || value === "close") return value;
-  if (value === "created" || value === "closed") return "close";
-  return "unknown";
-}
-
-function qr(body: z.infer<typeof QrBody>): QrCode {
-  return {
-    pairingCode: body.pairingCode ?? null,
-    code: body.code ?? null,
-    base64: body.base64 ?? null,
-    count: body.count ?? 0,
-  };
-}
-
-function headersOf(h: z.infer<typeof Headers>): Record<string, string> | null {
-  if (!h) return null;
-  return Object.fromEntries(Object.entries(h).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]));
-}
-
-function webhookV2(row: z.infer<typeof WebhookRowV2>): WebhookConfig {
-  return {
-    enabled: row.enabled ?? false,
-    url: row.url ?? null,
-    events: row.events ?? [],
-    byEvents: row.webhookByEvents ?? false,
-    base64: row.webhookBase64 ?? false,
-    headers: headersOf(row.headers),
-  };
-}
-
-function webhookV1(row: z.infer<typeof WebhookFlatV1>): WebhookConfig {
-  return {
-    enabled: row.enabled ?? false,
-    url: row.url ?? null,
-    events: row.events ?? [],
-    byEvents: row.webhook_by_events ?? false,
-    base64: row.webhook_base64 ?? false,
-    headers: null,
-  };
-}
-
-function summaryV2(row: z.infer<typeof InstanceRowV2>): InstanceSummary {
-  return {
-    name: row.name,
-    id: row.id ?? null,
-    state: state(row.connectionStatus),
-    ownerJid: row.ownerJid ?? null,
-    profileName: row.profileName ?? null,
-    integration: row.integration ?? null,
-    disconnectionReasonCode: row.disconnectionReasonCode ?? null,
-    disconnectionAt: row.disconnectionAt ?? null,
-  };
-}
-
-function summaryV1(item: z.infer<typeof InstanceItemV1>): InstanceSummary {
-  const i = item.instance;
-  return {
-    name: i.instanceName,
-    id: i.instanceId ?? null,
-    state: state(i.status),
-    ownerJid: i.owner ?? null,
-    profileName: i.profileName ?? null,
-    integration: typeof i.integration === "string" ? i.integration : i.integration?.integration ?? null,
-    disconnectionReasonCode: null,
-    disconnectionAt: null,
-  };
-}
-
-/** Messages of an Evolution error body: `response.message` as a string (401) or an array (others), else `message`. */
-function messagesOf(body: unknown, text: string): string[] {
-  const asText = (m: unknown) => (typeof m === "string" ? m : JSON.stringify(m));
-  const b = body as { response?: { message?: unknown }; message?: unknown } | null | undefined;
-  const m = b && typeof b === "object" ? (b.response?.message ?? b.message) : undefined;
-  if (Array.isArray(m)) return m.map(asText);
-  if (m !== undefined && m !== null) return [asText(m)];
-  if (body === undefined && text.trim() !== "") return [text.trim().slice(0, 300)];
-  return [];
 }
 
 const OPERATION_WORDS: Record<EvolutionOperation, string> = {
@@ -305,13 +99,20 @@ const OPERATION_WORDS: Record<EvolutionOperation, string> = {
   delete_instance: "delete instance",
   set_webhook: "set the webhook of instance",
   find_webhook: "read the webhook of instance",
+  probe_socket: "probe the WhatsApp socket of instance",
 };
+
+/** The longest `GET /` may take (it may fetch WhatsApp Web's version from outside before answering). */
+const INFO_TIMEOUT_MS = 3000;
+
+/** A name no instance has: listing it tells the server's major version apart by how it says "not found". */
+const VERSION_PROBE_NAME = "canais-version-probe-0";
 
 function what(op: EvolutionOperation, instance: string | null): string {
   return instance ? `${OPERATION_WORDS[op]} '${instance}'` : OPERATION_WORDS[op];
 }
 
-type ApiVersion = "2" | "1";
+type ApiVersion = ApiMajor;
 
 interface RequestSpec<T> {
   op: EvolutionOperation;
@@ -322,6 +123,8 @@ interface RequestSpec<T> {
   /** Read the server version first (cached) and build the request from it. */
   build: (version: ApiVersion) => { method: string; path: string; body?: unknown };
   needsVersion?: boolean;
+  /** This call's own timeout (default: the client's). */
+  timeoutMs?: number;
   parse: (body: unknown, version: ApiVersion) => T;
 }
 
@@ -368,18 +171,20 @@ export class EvolutionClient {
     return this.#url;
   }
 
-  /** Points this client at another server (or key); the cached server version is forgotten. */
-  setCredentials(url: string, apiKey: string): void {
-    this.#url = normalizeBaseUrl(url);
-    this.#apiKey = apiKey;
-    this.#version = null;
-  }
-
-  /** Another client for another server (e.g. the target of a migration), writing to the same log buffer. */
+  /**
+   * Another client for another server (e.g. the target of a migration), writing to the same log buffer; it learns
+   * that server's version on its own.
+   */
   withCredentials(url: string, apiKey: string): EvolutionClient {
     const other = new EvolutionClient(this.#config, { [SHARED]: this.#shared } as EvolutionClientOptions);
-    other.setCredentials(url, apiKey);
+    other.#url = normalizeBaseUrl(url);
+    other.#apiKey = apiKey;
     return other;
+  }
+
+  /** The server's major version if this client has learnt it ("1" = 1.8.x, "2" = 2.x), else null. */
+  async knownMajor(): Promise<ApiMajor | null> {
+    return this.#version ? await this.#version.catch(() => null) : null;
   }
 
   /** Writes the buffered `api_logs` rows now (the job runner calls it at the end of each run). Never throws. */
@@ -387,11 +192,12 @@ export class EvolutionClient {
     return this.#shared.sink.flush();
   }
 
-  /** `GET /`: server info; also refreshes the cached server version. */
+  /** `GET /` (its own short timeout): server info; also refreshes the cached server version. */
   async serverInfo(): Promise<ServerInfo> {
     const info = await this.#call({
       op: "server_info",
       idempotent: true,
+      timeoutMs: Math.min(this.#shared.timeoutMs, INFO_TIMEOUT_MS),
       build: () => ({ method: "GET", path: "/" }),
       parse: (body) => {
         const b = ServerInfoBody.parse(body);
@@ -459,13 +265,19 @@ export class EvolutionClient {
             webhook: hook.url,
             webhook_by_events: false,
             webhook_base64: false,
-            events: LIFECYCLE_EVENTS,
+            events: lifecycleEvents(v),
           }
           : {
             instanceName: name,
             integration: "WHATSAPP-BAILEYS",
             qrcode: options.qrcode ?? false,
-            webhook: { url: hook.url, byEvents: false, base64: false, headers: hook.headers, events: LIFECYCLE_EVENTS },
+            webhook: {
+              url: hook.url,
+              byEvents: false,
+              base64: false,
+              headers: hook.headers,
+              events: lifecycleEvents(v),
+            },
           },
       }),
       parse: (body) => {
@@ -522,8 +334,8 @@ export class EvolutionClient {
   }
 
   /**
-   * `POST /webhook/set/{i}`. `events` defaults to the lifecycle events (always sent: an omitted list is a server
-   * error), `enabled` to true. v1.8 takes the flat body and has no custom headers.
+   * `POST /webhook/set/{i}`. `events` defaults to the lifecycle events of the server's version (always sent: an
+   * omitted list is a server error), `enabled` to true. v1.8 takes the flat body and has no custom headers.
    */
   setWebhook(
     instance: string,
@@ -535,7 +347,6 @@ export class EvolutionClient {
       headers?: Record<string, string>;
     },
   ): Promise<WebhookConfig> {
-    const events = webhook.events ?? LIFECYCLE_EVENTS;
     const enabled = webhook.enabled ?? true;
     return this.#call({
       op: "set_webhook",
@@ -545,12 +356,18 @@ export class EvolutionClient {
         method: "POST",
         path: `/webhook/set/${encodeURIComponent(instance)}`,
         body: v === "1"
-          ? { enabled, url: webhook.url, events, webhook_by_events: webhook.byEvents ?? false, webhook_base64: false }
+          ? {
+            enabled,
+            url: webhook.url,
+            events: webhook.events ?? lifecycleEvents(v),
+            webhook_by_events: webhook.byEvents ?? false,
+            webhook_base64: false,
+          }
           : {
             webhook: {
               enabled,
               url: webhook.url,
-              events,
+              events: webhook.events ?? lifecycleEvents(v),
               byEvents: webhook.byEvents ?? false,
               base64: false,
               ...(webhook.headers ? { headers: webhook.headers } : {}),
@@ -582,6 +399,62 @@ export class EvolutionClient {
         return webhookV2(WebhookRowV2.parse(body));
       },
     });
+  }
+
+  /**
+   * The liveness probe (`POST /chat/fetchBusinessProfile/{i}`, one query over the WhatsApp socket, no side effect):
+   * `live` (200), `dead` (Connection Closed), `unknown` (anything else, or v1.8, which has no such probe). Only
+   * meaningful for an instance whose connectionState is `open`: reads of state cannot see a dead socket.
+   */
+  async probeSocket(instance: string): Promise<SocketLiveness> {
+    if ((await this.knownMajor()) === "1") return "unknown";
+    try {
+      await this.#call({
+        op: "probe_socket",
+        instance,
+        build: () => ({
+          method: "POST",
+          path: `/chat/fetchBusinessProfile/${encodeURIComponent(instance)}`,
+          body: {},
+        }),
+        parse: () => undefined,
+      });
+      return "live";
+    } catch (error) {
+      if (error instanceof EvolutionError && error.code === "socket_closed") return "dead";
+      return "unknown";
+    }
+  }
+
+  /**
+   * Waits until a deleted instance's name is free: Evolution answers a delete at once but keeps the name (and the
+   * instance, then its row) until its `remove.instance` webhook delivery, retries included, and its cleanup are done
+   * (v1.8: the cleanup only). Polls connectionState until it is 404; answers whether the name is free and how long
+   * it waited (at most `timeoutMs`, default 120 s).
+   */
+  async waitUntilGone(
+    instance: string,
+    options: { timeoutMs?: number; pollMs?: number } = {},
+  ): Promise<{ gone: boolean; waitedMs: number }> {
+    const t0 = performance.now();
+    const timeoutMs = options.timeoutMs ?? 120_000;
+    let pause = options.pollMs ?? 200;
+    for (;;) {
+      try {
+        await this.connectionState(instance);
+      } catch (error) {
+        if (error instanceof EvolutionError && error.code === "not_found") {
+          return { gone: true, waitedMs: Math.round(performance.now() - t0) };
+        }
+        if (!(error instanceof EvolutionError) || !["timeout", "unreachable", "server_error"].includes(error.code)) {
+          throw error;
+        }
+      }
+      const waited = performance.now() - t0;
+      if (waited >= timeoutMs) return { gone: false, waitedMs: Math.round(waited) };
+      await new Promise((r) => setTimeout(r, Math.min(pause, timeoutMs - waited)));
+      pause = Math.min(pause * 2, 2000);
+    }
   }
 
   /** The webhook a tenant's instance must have: its URL and its token header. */
@@ -630,15 +503,30 @@ export class EvolutionClient {
     }
   }
 
+  /**
+   * The server's major version, cached: from `GET /` when serverInfo() has run, else from a listing of a name that
+   * does not exist (v1.8 answers 500 `{error:true}`, 2.x 404; a v1.8 before 1.8.4 also answers 404 and is read as
+   * 2.x until serverInfo() says otherwise).
+   */
   #detectVersion(): Promise<ApiVersion> {
     if (!this.#version) {
-      const p = this.serverInfo().then((i) => (i.version.startsWith("1.") ? "1" as const : "2" as const));
+      const p = this.#probeVersion();
       this.#version = p;
       p.catch(() => {
         if (this.#version === p) this.#version = null;
       });
     }
     return this.#version;
+  }
+
+  async #probeVersion(): Promise<ApiVersion> {
+    try {
+      await this.fetchInstances({ instanceName: VERSION_PROBE_NAME });
+      return "2";
+    } catch (error) {
+      if (error instanceof EvolutionError && error.code === "not_found") return error.status === 404 ? "2" : "1";
+      throw error;
+    }
   }
 
   async #call<T>(spec: RequestSpec<T>): Promise<T> {
@@ -663,18 +551,9 @@ export class EvolutionClient {
     };
     try {
       let version: ApiVersion = "2";
-      if (spec.needsVersion) {
-        try {
-          version = await this.#detectVersion();
-        } catch (error) {
-          const e = error instanceof EvolutionError ? error : null;
-          throw new EvolutionError(
-            e?.code ?? "unreachable",
-            `Cannot ${what(spec.op, instance)} as the server version could not be read: ${errorMessage(error)}`,
-            { operation: spec.op, instance, status: e?.status, messages: e?.messages, cause: error },
-          );
-        }
-      }
+      // the version is never a precondition of a write: when it cannot be learnt, the call goes out as 2.x and
+      // the server's own answer says what is wrong
+      if (spec.needsVersion) version = await this.#detectVersion().catch(() => "2" as const);
       const attempt = async () => {
         attempts++;
         const { status, body } = await this.#request(spec, version);
@@ -727,7 +606,7 @@ export class EvolutionClient {
     if (body !== undefined) headers["content-type"] = "application/json";
     let status: number;
     let text: string;
-    const timeoutMs = this.#shared.timeoutMs;
+    const timeoutMs = spec.timeoutMs ?? this.#shared.timeoutMs;
     try {
       const res = await fetch(`${this.#url}${path}`, {
         method,
@@ -776,21 +655,20 @@ export class EvolutionClient {
       return { status, body: parsed };
     }
     const messages = messagesOf(parsed, text);
-    const code: EvolutionErrorCode = status === 401
-      ? "unauthorized"
-      : status === 404
-      ? "not_found"
-      : status === 403 && op === "create_instance"
-      ? "name_in_use"
-      : status >= 500
-      ? "server_error"
-      : "bad_request";
-    throw new EvolutionError(
-      code,
-      `Cannot ${what(op, instance)} as Evolution answered ${status}${
-        messages.length ? `: ${messages.join("; ")}` : ""
-      }`,
-      { operation: op, instance, status, messages },
-    );
+    const code = classifyAnswer(op, status, parsed, messages);
+    const said = `Evolution answered ${status}${messages.length ? `: ${messages.join("; ")}` : ""}`;
+    const why = code === "license_required"
+      ? `this Evolution 2.4 server is not activated (503 LICENSE_REQUIRED): activate its licence (${
+        String((parsed as { register_url?: unknown })?.register_url ?? "its manager")
+      })`
+      : code === "socket_closed"
+      ? `the instance's WhatsApp socket is dead (${said}): restart the instance`
+      : said;
+    throw new EvolutionError(code, `Cannot ${what(op, instance)} as ${why}`, {
+      operation: op,
+      instance,
+      status,
+      messages,
+    });
   }
 }

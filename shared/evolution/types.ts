@@ -64,7 +64,9 @@ export type EvolutionErrorCode =
   | "unreachable" // network error: connection refused, DNS, reset
   | "timeout" // no answer within the client's timeout
   | "server_error" // 5xx, or the 200-with-{error:true} quirk of connect/restart
-  | "bad_response"; // 2xx whose body does not match the contract
+  | "bad_response" // 2xx whose body does not match the contract
+  | "socket_closed" // the instance's WhatsApp socket is dead ("Connection Closed"; a delete whose logout failed)
+  | "license_required"; // Evolution 2.4 not activated: 503 LICENSE_REQUIRED on every business route
 
 /** Operations of the client, as written to `api_logs.event`. */
 export type EvolutionOperation =
@@ -77,4 +79,11 @@ export type EvolutionOperation =
   | "logout"
   | "delete_instance"
   | "set_webhook"
-  | "find_webhook";
+  | "find_webhook"
+  | "probe_socket";
+
+/** What the liveness probe (`POST /chat/fetchBusinessProfile/{i}`) says of an instance's WhatsApp socket. */
+export type SocketLiveness = "live" | "dead" | "unknown";
+
+/** The major API version of a server: "1" = 1.8.x (flat bodies, PUT restart, its own event list), "2" = 2.x. */
+export type ApiMajor = "1" | "2";

@@ -34,6 +34,8 @@ export interface ServiceHealth {
   version?: string;
   error?: string;
   reason?: string;
+  /** A failure with a name of its own (Evolution 2.4 not activated: `license_required`). */
+  code?: string;
   endpoints?: Record<string, number | string>;
 }
 
@@ -80,9 +82,22 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ value?: T; error?: unkn
   }
 }
 
+/**
+ * `GET /`: the server's version and whether it answers at all. Its failure alone does not make Evolution unhealthy:
+ * on 2.3.x `GET /` fetches WhatsApp Web's version from outside before it answers, so where Evolution's outbound
+ * traffic is dropped it times out while the API works; the listing that follows decides.
+ */
 async function checkEvolution(deps: Deps): Promise<ServiceHealth> {
   const r = await timed(() => deps.evolution.serverInfo());
-  if (r.error) return { status: "unhealthy", latencyMs: r.ms, error: errorMessage(r.error) };
+  if (r.error) {
+    const licence = isEvolutionError(r.error, "license_required");
+    return {
+      status: "unhealthy",
+      latencyMs: r.ms,
+      error: errorMessage(r.error),
+      ...(licence ? { code: "license_required" } : {}),
+    };
+  }
   return { status: "healthy", latencyMs: r.ms, version: r.value!.version };
 }
 
@@ -366,17 +381,27 @@ export async function runHealthCheck(
   let instances: Map<string, InstanceSummary> | null = null;
   let fetchInstancesCalls = 0;
   const needsEvolution = tenants.some((t) => t.integration_id && t.integration_active);
-  if (evolution.status === "healthy" && needsEvolution) {
+  const infoFailed = evolution.status === "unhealthy" && evolution.code !== "license_required";
+  if (evolution.status === "healthy" && !needsEvolution) instances = new Map();
+  else if (needsEvolution && (evolution.status === "healthy" || infoFailed)) {
     fetchInstancesCalls = 1;
     const listed = await timed(() => deps.evolution.fetchInstances());
     if (listed.error) {
       evolution.status = "unhealthy";
-      evolution.error = `fetchInstances failed: ${errorMessage(listed.error)}`;
+      if (isEvolutionError(listed.error, "license_required")) evolution.code = "license_required";
+      evolution.error = infoFailed
+        ? `${evolution.error}; fetchInstances failed too: ${errorMessage(listed.error)}`
+        : `fetchInstances failed: ${errorMessage(listed.error)}`;
     } else {
       instances = new Map(listed.value!.map((i) => [i.name, i]));
+      if (infoFailed) {
+        // the API answers: only GET / is failing (its outside call); the instances can be judged
+        evolution.status = "degraded";
+        evolution.reason =
+          `GET / failed (${evolution.error}) but the API answers: Evolution may not reach the internet`;
+        delete evolution.error;
+      }
     }
-  } else if (evolution.status === "healthy") {
-    instances = new Map();
   }
   const evolutionDown = evolution.status === "unhealthy";
   const main: ServerListing = {
