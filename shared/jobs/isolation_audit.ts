@@ -28,6 +28,7 @@ import { describeError, isEvolutionError } from "../evolution/errors.ts";
 import { webhookCheck } from "../evolution/webhook_check.ts";
 import { tryTenantLease } from "../tenant_lease.ts";
 import type { JobDefinition, JobOutcome } from "./runner.ts";
+import { createWhenFree, deleteInstance } from "../evolution/lifecycle.ts";
 
 /** Input accepted by `isolation-audit`. */
 export const IsolationAuditInput = z.object({
@@ -489,8 +490,12 @@ async function applyStep(
     switch (step.action) {
       case "create_instance": {
         try {
-          const created = await evolution.createInstance(step.tenant);
-          await audit("ok", { instance: null }, { instance: created.name, state: created.state });
+          const created = await createWhenFree(evolution, step.tenant, step.instance);
+          await audit("ok", { instance: null }, {
+            instance: created.name,
+            state: created.state,
+            waitedMs: created.waitedMs,
+          });
         } catch (error) {
           if (!isEvolutionError(error, "name_in_use")) throw error;
           // Someone created it since the listing: make sure its webhook is right instead.
@@ -522,12 +527,11 @@ async function applyStep(
         return { result: "ok" };
       }
       case "delete_instance": {
-        try {
-          await evolution.deleteInstance(step.instance);
-        } catch (error) {
-          if (!isEvolutionError(error, "not_found")) throw error;
-        }
-        await audit("ok", { instance: step.instance }, { deleted: true });
+        const r = await deleteInstance(evolution, step.instance); // a dead socket is restarted first
+        await audit("ok", { instance: step.instance }, {
+          deleted: true,
+          ...(r.recovery ? { recovery: r.recovery } : {}),
+        });
         return { result: "ok" };
       }
       case "set_webhook": {

@@ -20,6 +20,7 @@ import { recordAction } from "../audit.ts";
 import { slugFromInstance } from "../naming.ts";
 import { describeError, isEvolutionError } from "../evolution/errors.ts";
 import type { JobDefinition, JobOutcome } from "./runner.ts";
+import { deleteInstance } from "../evolution/lifecycle.ts";
 
 /** Input accepted by `orphan-cleanup`. */
 export const OrphanCleanupInput = z.object({
@@ -138,7 +139,7 @@ export async function runOrphanCleanup(
       continue;
     }
     try {
-      await evolution.deleteInstance(o.instance);
+      await deleteInstance(evolution, o.instance); // a dead socket is restarted first
       o.result = "deleted";
       deleted.push(o.instance);
       await sql`select maintenance.forget_orphan(${o.instance})`;

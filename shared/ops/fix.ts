@@ -18,6 +18,7 @@ import { withTenantLease } from "../tenant_lease.ts";
 import { diagnose, type Diagnosis, type Problem } from "./diagnose.ts";
 import { Operation, type OperationResult, StepFailed, type StepReport } from "./operation.ts";
 import { clientFor, expectedConfig, loadTenant, type TenantView } from "./tenants.ts";
+import { createWhenFree } from "../evolution/lifecycle.ts";
 
 /** The tenant's remediation budget, as `maintenance.remediation_budget` computes it. */
 export interface Budget {
@@ -153,9 +154,9 @@ async function runFixStep(
   const slug = ctx.tenant.slug;
   switch (step) {
     case "create_instance":
-      await op.run(step, () => ctx.evolution.createInstance(slug), {
+      await op.run(step, () => createWhenFree(ctx.evolution, slug, ctx.name), {
         before: { instance: null },
-        after: (c) => ({ instance: c.name, state: c.state }),
+        after: (c) => ({ instance: c.name, state: c.state, waitedMs: c.waitedMs }),
       });
       return;
     case "create_config": {

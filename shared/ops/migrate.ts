@@ -25,6 +25,7 @@ import { withTenantLease } from "../tenant_lease.ts";
 import { connectSummary } from "./fix.ts";
 import { Operation, type OperationResult, StepFailed, type StepReport } from "./operation.ts";
 import { clientFor, type IntegrationConfig, loadTenant } from "./tenants.ts";
+import { awaitNameFree, createWhenFree, deleteInstance } from "../evolution/lifecycle.ts";
 
 /** What `migrate` answers (no key anywhere). */
 export interface MigrateResponse {
@@ -212,8 +213,8 @@ async function checkNewServer(m: Migration): Promise<void> {
 
 /** Step 3: create the instance on the new server (the tenant's webhook and token). */
 async function createOnNewServer(m: Migration, progress: Progress): Promise<CreatedInstance> {
-  const inst = await m.op.run("create_on_new_server", () => m.newClient.createInstance(m.slug), {
-    after: (c) => ({ instance: c.name, state: c.state, server: m.to }),
+  const inst = await m.op.run("create_on_new_server", () => createWhenFree(m.newClient, m.slug, m.name), {
+    after: (c) => ({ instance: c.name, state: c.state, server: m.to, waitedMs: c.waitedMs }),
   });
   progress.created = true;
   return inst;
@@ -257,13 +258,10 @@ async function retireOldInstance(m: Migration, progress: Progress): Promise<stri
   const { oldClient, name, to } = m;
   progress.retireAttempted = true;
   try {
-    await m.op.run("retire_old_instance", async () => {
-      try {
-        await oldClient.deleteInstance(name);
-      } catch (error) {
-        if (!isEvolutionError(error, "not_found")) throw error;
-      }
-    }, { before: { server: oldClient.baseUrl, state: progress.oldState }, after: () => ({ deleted: true }) });
+    await m.op.run("retire_old_instance", () => deleteInstance(oldClient, name), {
+      before: { server: oldClient.baseUrl, state: progress.oldState },
+      after: (r) => r,
+    });
     return null;
   } catch (error) {
     if (!(error instanceof StepFailed)) throw error;
@@ -351,12 +349,9 @@ async function rollBack(m: Migration, progress: Progress): Promise<{ steps: Step
   }
   if (progress.created) {
     await step("delete_new_instance", async () => {
-      try {
-        await m.newClient.deleteInstance(m.name);
-      } catch (error) {
-        if (!isEvolutionError(error, "not_found")) throw error;
-      }
-      return { deleted: true, server: m.newClient.baseUrl };
+      // the name is left free behind the rollback, so that a retry of the migration can create it again
+      const r = await deleteInstance(m.newClient, m.name, { recreate: true });
+      return { ...r, ...(await awaitNameFree(m.newClient, m.name)), server: m.newClient.baseUrl };
     });
   }
   if (progress.oldState && progress.retireAttempted) {

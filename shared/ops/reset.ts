@@ -5,11 +5,14 @@
  * Requires `confirm` equal to the tenant slug (checked by the route before anything is read), and is a dry run
  * unless `apply: true`. The order avoids a half-applied reset: the config row is replaced (one transaction) only
  * after the new instance exists, so a failure leaves either the old integration row or the new one, never none; a
- * failed step stops the reset and says which.
+ * failed step stops the reset and says which. As a real server needs: a dead socket is restarted before the logout
+ * and the delete go through, the webhook is switched off before the delete (so Evolution's delete waits on no
+ * `remove.instance` delivery) and the create waits, bounded, until Evolution has freed the name.
  */
 import type { Deps } from "../deps.ts";
 import { instanceName, type Slug } from "../naming.ts";
 import { describeError, isEvolutionError } from "../evolution/errors.ts";
+import { awaitNameFree, createWhenFree, deleteInstance, logoutInstance } from "../evolution/lifecycle.ts";
 import { withTenantLease } from "../tenant_lease.ts";
 import { Operation, type OperationResult, StepFailed, type StepReport } from "./operation.ts";
 import { clientFor, expectedConfig, type IntegrationConfig, loadTenant } from "./tenants.ts";
@@ -87,29 +90,17 @@ export async function resetTenant(
 
     try {
       if (state === "open" || state === "connecting") {
-        await op.run("logout", async () => {
-          try {
-            await evolution.logout(name);
-            return { loggedOut: true };
-          } catch (error) {
-            if (isEvolutionError(error, "bad_request", "not_found")) {
-              return { loggedOut: false, note: describeError(error) };
-            }
-            throw error;
-          }
-        }, { before: { state }, after: (v) => v });
+        // a dead socket refuses the logout: restart the instance, then log out again (lifecycle.ts)
+        await op.run("logout", () => logoutInstance(evolution, name), { before: { state }, after: (v) => v });
       }
       if (state) {
         await op.run("delete_instance", async () => {
-          try {
-            await evolution.deleteInstance(name);
-          } catch (error) {
-            if (!isEvolutionError(error, "not_found")) throw error;
-          }
-        }, { before: { instance: name, state }, after: () => ({ deleted: true }) });
+          const r = await deleteInstance(evolution, name, { recreate: true });
+          return { ...r, ...(await awaitNameFree(evolution, name)) };
+        }, { before: { instance: name, state }, after: (v) => v });
       }
-      const created = await op.run("create_instance", () => evolution.createInstance(slug), {
-        after: (c) => ({ instance: c.name, state: c.state }),
+      const created = await op.run("create_instance", () => createWhenFree(evolution, slug, name), {
+        after: (c) => ({ instance: c.name, state: c.state, waitedMs: c.waitedMs }),
       });
       await op.run("replace_config", () =>
         sql.begin(async (tx) => {

@@ -115,6 +115,7 @@ export function createWebhookApp(deps: Deps): Hono {
       );
     }
     const store = LOGGED_EVENTS.has(envelope.event);
+    // date_time is Evolution's local wall time with a `Z`, never UTC: it only tells redeliveries apart (dedup key)
     const at = envelope.date_time ? new Date(envelope.date_time) : null;
     const eventAt = at && !Number.isNaN(at.getTime()) ? at : null;
     const payload = store ? (envelope.data ?? null) : null;

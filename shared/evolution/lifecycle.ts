@@ -1,0 +1,145 @@
+/**
+ * @module
+ * Deleting, logging out and creating instances as a real Evolution server allows it, for every repair that does so
+ * (reset, migrate, fix, the isolation fix, orphan cleanup):
+ *
+ * - A deleted name stays taken until Evolution has delivered the instance's `remove.instance` webhook (retries
+ *   included: up to ~20 minutes when the receiver fails) and cleaned up, so a create right after a delete is a 403.
+ *   {@link deleteInstance} first switches the instance's webhook off when it is going to be created again (so the
+ *   delete waits on no delivery), and {@link awaitNameFree} then waits, bounded, until the name is free.
+ * - A dead WhatsApp socket makes logout answer 500 "Connection Closed" and delete 400 "[object Object]" (2.3.7):
+ *   both are `socket_closed`, and the remedy is a restart of the instance, then the call again.
+ *
+ * Each function returns what it did, for the caller's audit row; none hides a failure it could not recover.
+ */
+import type { EvolutionClient } from "./client.ts";
+import { describeError, isEvolutionError } from "./errors.ts";
+
+/** How long a repair waits for a deleted name to become free before it gives up (and says so). */
+export const NAME_FREE_TIMEOUT_MS = 120_000;
+
+/** What a socket recovery did: whether a restart was needed and what the probe said afterwards. */
+export interface SocketRecovery {
+  restarted: boolean;
+  probe?: string;
+}
+
+/** A dead socket: the instance is restarted (the remedy), and the probe says whether that healed it. */
+async function restartDeadSocket(client: EvolutionClient, name: string): Promise<SocketRecovery> {
+  await client.restart(name);
+  return { restarted: true, probe: await client.probeSocket(name) };
+}
+
+/**
+ * Logs an instance out. A closed (400) or missing (404) instance is not an error; a dead socket is restarted and the
+ * logout tried once more. Answers what happened.
+ */
+export async function logoutInstance(
+  client: EvolutionClient,
+  name: string,
+): Promise<{ loggedOut: boolean; note?: string; recovery?: SocketRecovery }> {
+  try {
+    await client.logout(name);
+    return { loggedOut: true };
+  } catch (error) {
+    if (isEvolutionError(error, "bad_request", "not_found")) return { loggedOut: false, note: describeError(error) };
+    if (!isEvolutionError(error, "socket_closed")) throw error;
+  }
+  const recovery = await restartDeadSocket(client, name);
+  try {
+    await client.logout(name);
+    return { loggedOut: true, recovery };
+  } catch (error) {
+    if (isEvolutionError(error, "bad_request", "not_found")) {
+      return { loggedOut: false, note: describeError(error), recovery };
+    }
+    throw error;
+  }
+}
+
+/**
+ * Deletes an instance (a missing one is not an error). With `recreate`, its webhook is switched off first, so that
+ * Evolution's delete waits on no `remove.instance` delivery and the name is free within its cleanup time. A delete
+ * refused by a dead socket is retried after a restart of the instance.
+ */
+export async function deleteInstance(
+  client: EvolutionClient,
+  name: string,
+  options: { recreate?: boolean } = {},
+): Promise<{ deleted: boolean; webhookOff?: boolean | string; recovery?: SocketRecovery }> {
+  let webhookOff: boolean | string | undefined;
+  if (options.recreate) {
+    try {
+      const hook = await client.findWebhook(name);
+      if (hook?.enabled && hook.url) await client.setWebhook(name, { url: hook.url, enabled: false, events: [] });
+      webhookOff = true;
+    } catch (error) {
+      if (isEvolutionError(error, "not_found")) return { deleted: false };
+      webhookOff = describeError(error); // not fatal: the delete goes on, the wait may be longer
+    }
+  }
+  const attempt = async () => {
+    try {
+      await client.deleteInstance(name);
+      return true;
+    } catch (error) {
+      if (isEvolutionError(error, "not_found")) return false;
+      throw error;
+    }
+  };
+  try {
+    return { deleted: await attempt(), ...(webhookOff !== undefined ? { webhookOff } : {}) };
+  } catch (error) {
+    if (!isEvolutionError(error, "socket_closed")) throw error;
+  }
+  const recovery = await restartDeadSocket(client, name);
+  return { deleted: await attempt(), ...(webhookOff !== undefined ? { webhookOff } : {}), recovery };
+}
+
+/** A name that is still taken after the bounded wait. */
+export class NameStillTaken extends Error {
+  override name = "NameStillTaken";
+  readonly code = "name_in_use";
+  constructor(instance: string, waitedMs: number) {
+    super(
+      `Cannot create instance '${instance}' yet: Evolution still holds the name ${
+        Math.round(waitedMs / 1000)
+      } s after the delete (it frees it once the instance's remove.instance webhook delivery and its cleanup are done); try again later`,
+    );
+  }
+}
+
+/** Waits (bounded) until a deleted instance's name is free; throws {@link NameStillTaken} when it is not. */
+export async function awaitNameFree(
+  client: EvolutionClient,
+  name: string,
+  options: { timeoutMs?: number } = {},
+): Promise<{ waitedMs: number }> {
+  const { gone, waitedMs } = await client.waitUntilGone(name, { timeoutMs: options.timeoutMs ?? NAME_FREE_TIMEOUT_MS });
+  if (!gone) throw new NameStillTaken(name, waitedMs);
+  return { waitedMs };
+}
+
+/**
+ * Creates a tenant's instance; when the name is still held by an instance being deleted (403 "already in use" while
+ * nothing answers to it), waits until it is free and creates it then. Answers the instance and the wait.
+ */
+export async function createWhenFree(
+  client: EvolutionClient,
+  slug: string,
+  name: string,
+  options: { timeoutMs?: number } = {},
+): Promise<Awaited<ReturnType<EvolutionClient["createInstance"]>> & { waitedMs: number }> {
+  try {
+    return { ...(await client.createInstance(slug)), waitedMs: 0 };
+  } catch (error) {
+    if (!isEvolutionError(error, "name_in_use")) throw error;
+    // an instance that still has a state is really there (one being deleted answers `close` only while its
+    // remove.instance delivery runs; a caller that has just deleted it waits with awaitNameFree first): not a wait,
+    // the caller decides. No state (its memory is gone, its row not yet) or none at all: being deleted, wait.
+    const state = await client.connectionState(name).catch((e) => (isEvolutionError(e, "not_found") ? null : "?"));
+    if (state === "open" || state === "connecting" || state === "close" || state === "?") throw error;
+  }
+  const { waitedMs } = await awaitNameFree(client, name, options);
+  return { ...(await client.createInstance(slug)), waitedMs };
+}
