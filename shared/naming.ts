@@ -45,6 +45,19 @@ export function slugFromInstance(name: string, prefix: string): Slug | null {
 /** The request header carrying a tenant's webhook token (set on the instance's webhook at creation). */
 export const WEBHOOK_TOKEN_HEADER = "x-webhook-token";
 
+/**
+ * The query parameter that carries the token where the Evolution server cannot send custom headers (1.8 stores no
+ * webhook headers): `{webhook URL}?token=<token>`. The receiver accepts the header or this parameter.
+ */
+export const WEBHOOK_TOKEN_PARAM = "token";
+
+/** A webhook URL with its `?token=` masked, for reports and the audit trail (which never hold a secret). */
+export function redactWebhookUrl<T extends string | null | undefined>(url: T): T {
+  if (!url) return url;
+  const i = url.indexOf(`?${WEBHOOK_TOKEN_PARAM}=`);
+  return (i < 0 ? url : `${url.slice(0, i)}?${WEBHOOK_TOKEN_PARAM}=…`) as T;
+}
+
 const hmacKeys = new Map<string, Promise<CryptoKey>>();
 
 function hmacKey(secret: string): Promise<CryptoKey> {

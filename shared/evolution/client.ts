@@ -50,6 +50,7 @@ import {
   parseSlug,
   slugFromInstance,
   WEBHOOK_TOKEN_HEADER,
+  WEBHOOK_TOKEN_PARAM,
   webhookToken,
   webhookUrl,
 } from "../naming.ts";
@@ -457,13 +458,18 @@ export class EvolutionClient {
     }
   }
 
-  /** The webhook a tenant's instance must have: its URL and its token header. */
+  /**
+   * The webhook a tenant's instance must have on this server: its URL and its token, as a header on 2.x, and in the
+   * URL's query (`?token=`) on 1.8, which stores no webhook headers.
+   */
   async expectedWebhook(slug: string): Promise<{ url: string; headers: Record<string, string> }> {
     const valid = parseSlug(slug);
-    return {
-      url: webhookUrl(valid, this.#shared.webhookBaseUrl),
-      headers: { [WEBHOOK_TOKEN_HEADER]: await webhookToken(valid, this.#shared.webhookSecret) },
-    };
+    const url = webhookUrl(valid, this.#shared.webhookBaseUrl);
+    const token = await webhookToken(valid, this.#shared.webhookSecret);
+    const major = await this.#detectVersion().catch(() => "2" as const);
+    return major === "1"
+      ? { url: `${url}?${WEBHOOK_TOKEN_PARAM}=${token}`, headers: {} }
+      : { url, headers: { [WEBHOOK_TOKEN_HEADER]: token } };
   }
 
   // -------------------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import pMap from "p-map";
 import type { Sql } from "../db.ts";
 import type { Deps } from "../deps.ts";
 import { recordAction } from "../audit.ts";
-import { instanceName, Slug, slugFromInstance, WEBHOOK_TOKEN_HEADER, webhookUrl } from "../naming.ts";
+import { instanceName, redactWebhookUrl, Slug, slugFromInstance, WEBHOOK_TOKEN_HEADER, webhookUrl } from "../naming.ts";
 import type { EvolutionClient } from "../evolution/client.ts";
 import type { InstanceSummary, WebhookConfig } from "../evolution/types.ts";
 import { describeError, isEvolutionError } from "../evolution/errors.ts";
@@ -336,8 +336,8 @@ async function instanceWebhookViolations(
       kind: "instance_webhook_mismatch",
       tenant: slug,
       instance: name,
-      current: hook ? { url: hook.url, enabled: hook.enabled, tokenHeader } : null,
-      expected: { url: expected.url, enabled: true, tokenHeader: "present" },
+      current: hook ? { url: redactWebhookUrl(hook.url), enabled: hook.enabled, tokenHeader } : null,
+      expected: { url: redactWebhookUrl(expected.url), enabled: true, tokenHeader: "present" },
       evidence: {
         urlOk: check.urlOk,
         tokenOk: check.tokenOk,
@@ -345,7 +345,7 @@ async function instanceWebhookViolations(
         routesTo: routesTo && routesTo !== slug ? routesTo : null,
         crossTenant: Boolean(routesTo && routesTo !== slug),
       },
-      fix: [{ action: "set_webhook", tenant: slug, instance: name, url: expected.url }],
+      fix: [{ action: "set_webhook", tenant: slug, instance: name, url: redactWebhookUrl(expected.url) }],
     }));
   }
   return { violations, checked: found.size, checkErrors };
@@ -501,7 +501,7 @@ async function applyStep(
           // Someone created it since the listing: make sure its webhook is right instead.
           const hook = await evolution.expectedWebhook(step.tenant);
           await evolution.setWebhook(step.instance, { url: hook.url, headers: hook.headers, enabled: true });
-          await audit("ok", { instance: step.instance, existed: true }, { webhook: hook.url });
+          await audit("ok", { instance: step.instance, existed: true }, { webhook: redactWebhookUrl(hook.url) });
         }
         return { result: "ok" };
       }
@@ -542,8 +542,8 @@ async function applyStep(
           headers: hook.headers,
           enabled: true,
         });
-        await audit("ok", before ? { url: before.url, enabled: before.enabled } : null, {
-          url: after.url,
+        await audit("ok", before ? { url: redactWebhookUrl(before.url), enabled: before.enabled } : null, {
+          url: redactWebhookUrl(after.url),
           enabled: after.enabled,
           instance: instanceName(step.tenant, config.instancePrefix) === step.instance ? step.instance : null,
         });

@@ -12,7 +12,7 @@
 import { AppError, ConflictError } from "../errors.ts";
 import type { Deps } from "../deps.ts";
 import type { ConnectResult } from "../evolution/types.ts";
-import { instanceName, type Slug } from "../naming.ts";
+import { instanceName, redactWebhookUrl, type Slug } from "../naming.ts";
 import { describeError, isEvolutionError } from "../evolution/errors.ts";
 import { withTenantLease } from "../tenant_lease.ts";
 import { diagnose, type Diagnosis, type Problem } from "./diagnose.ts";
@@ -182,7 +182,7 @@ async function runFixStep(
     case "set_webhook": {
       const hook = await ctx.evolution.expectedWebhook(slug);
       await op.run(step, () => ctx.evolution.setWebhook(ctx.name, { url: hook.url, headers: hook.headers }), {
-        after: (w) => ({ url: w.url, enabled: w.enabled }),
+        after: (w) => ({ url: redactWebhookUrl(w.url), enabled: w.enabled }),
       });
       return;
     }

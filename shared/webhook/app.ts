@@ -17,7 +17,7 @@ import type { Deps } from "../deps.ts";
 import { retryOnConnectionLoss } from "../db.ts";
 import { createFunctionApp, readJson, timingSafeEqual } from "../http.ts";
 import { ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from "../errors.ts";
-import { instanceName, parseSlug, WEBHOOK_TOKEN_HEADER, webhookToken } from "../naming.ts";
+import { instanceName, parseSlug, WEBHOOK_TOKEN_HEADER, WEBHOOK_TOKEN_PARAM, webhookToken } from "../naming.ts";
 import { eventSuffix, LOGGED_EVENTS } from "../evolution/events.ts";
 
 /** Evolution's webhook envelope (docs/EVOLUTION.md), as far as the receiver needs it (other keys are allowed and ignored). */
@@ -89,10 +89,11 @@ export function createWebhookApp(deps: Deps): Hono {
     }
     const t = await tenant(slug);
     if (!t.exists) throw new NotFoundError(`No tenant with slug '${slug}'`);
-    const presented = c.req.header(WEBHOOK_TOKEN_HEADER) ?? "";
+    // the header (Evolution 2.x sends the instance's custom headers) or `?token=` (1.8 stores no headers)
+    const presented = c.req.header(WEBHOOK_TOKEN_HEADER) ?? c.req.query(WEBHOOK_TOKEN_PARAM) ?? "";
     if (!presented || !timingSafeEqual(presented, t.token)) {
       throw new UnauthorizedError(
-        `Missing or invalid webhook token: send the tenant's '${WEBHOOK_TOKEN_HEADER}' header`,
+        `Missing or invalid webhook token: send the tenant's '${WEBHOOK_TOKEN_HEADER}' header (or '?${WEBHOOK_TOKEN_PARAM}=')`,
       );
     }
     const envelope = await readJson(c, WebhookEnvelope);
