@@ -166,13 +166,14 @@ export function makeControl(ctx: Ctx, hooks: Webhooks): SimulatorControl {
       if (inst.creds) throw new BadInput(`Instance "${name}" already has a session: there is no QR to scan`);
       pairNow(ctx, inst);
     },
-    async disconnect(name, statusReason = 401) {
+    // Not async: a bad argument throws at once (a caller that does not await still sees it).
+    disconnect(name, statusReason = 401) {
       const inst = need(ctx, name);
       if (inst.state === "close" && !inst.socket) throw new BadInput(`Instance "${name}" has no socket to close`);
-      if (cfg.terminal.has(statusReason)) return terminalClose(ctx, inst, statusReason);
+      if (cfg.terminal.has(statusReason)) return Promise.resolve(terminalClose(ctx, inst, statusReason));
       socketClosed(ctx, inst, statusReason);
       const maxMs = cfg.reconnectMs + cfg.openMs + cfg.firstQrMs + 1_000;
-      await settle(ctx, inst, (i) => i.state === "open" || i.socketQrs > 0 || !i.socket, maxMs);
+      return settle(ctx, inst, (i) => i.state === "open" || i.socketQrs > 0 || !i.socket, maxMs);
     },
     reconnectLoop(name, opts = {}) {
       const inst = need(ctx, name);

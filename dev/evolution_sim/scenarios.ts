@@ -20,6 +20,17 @@ type Scenarios = Pick<
 
 export function scenarios(ctx: Ctx): Scenarios {
   const { cfg, clock } = ctx;
+  /** The QR is scanned once shown; the 515 that follows, the reconnect, `openForMs` open, then the 401. */
+  async function pairThenLogout(inst: Inst, openForMs: number): Promise<void> {
+    await settle(ctx, inst, (i) => i.socketQrs > 0 || i.state === "close", cfg.firstQrMs + 1_000);
+    if (inst.socketQrs === 0) throw new BadInput(`Instance "${inst.name}" showed no QR code to scan`);
+    inst.creds = true;
+    socketClosed(ctx, inst, 515);
+    await settle(ctx, inst, (i) => i.state === "open", cfg.reconnectMs + cfg.openMs + 1_000);
+    await clock.sleep(openForMs);
+    if (ctx.store.get(inst.name) === inst && inst.state === "open") terminalClose(ctx, inst, 401);
+  }
+
   const self: Scenarios = {
     /**
      * #1153, #2403 (also #1113): listed and connectionState `open`, but the socket is gone and nothing comes out:
@@ -45,17 +56,11 @@ export function scenarios(ctx: Ctx): Scenarios {
      * #2498: a fresh pairing (QR shown, then scanned) gets stream error 515, reconnects (connecting, open), and a
      * 401 logs it out `openForMs` later: status.instance, logout.instance, connection.update close 401.
      */
-    async stream515Then401(name, opts = {}) {
+    stream515Then401(name, opts = {}) {
       const inst = need(ctx, name);
       if (inst.creds) throw new BadInput(`Instance "${name}" already has a session: it needs a fresh pairing`);
       if (inst.state === "close") startSocket(ctx, inst, true);
-      await settle(ctx, inst, (i) => i.socketQrs > 0 || i.state === "close", cfg.firstQrMs + 1_000);
-      if (inst.socketQrs === 0) throw new BadInput(`Instance "${name}" showed no QR code to scan`);
-      inst.creds = true;
-      socketClosed(ctx, inst, 515);
-      await settle(ctx, inst, (i) => i.state === "open", cfg.reconnectMs + cfg.openMs + 1_000);
-      await clock.sleep(opts.openForMs ?? cfg.loopOpenForMs);
-      if (ctx.store.get(name) === inst && inst.state === "open") terminalClose(ctx, inst, 401);
+      return pairThenLogout(inst, opts.openForMs ?? cfg.loopOpenForMs);
     },
     /**
      * #2356: every route naming the instance answers 401 "Unauthorized", whatever the key, for `durationMs`
