@@ -1,40 +1,8 @@
 // The simulator itself, against the contract: raw HTTP (guard order, error envelopes, shapes), webhook delivery
 // (envelope, byEvents suffixes, headers, retries, no-retry 4xx), the QR limit, v1.8 mode and the HTTP control API.
+// The other evolution_sim_*_test.ts files cover deletion, state, sockets, the server and the scenario library.
 import assert from "node:assert/strict";
-import { type SimVersion, startSimulator } from "../dev/evolution_sim/app.ts";
-
-interface Received {
-  path: string;
-  headers: Headers;
-  body: Record<string, unknown>;
-}
-
-/** A local webhook endpoint that records what it gets and answers with the scripted statuses (then 200). */
-function receiver(statuses: number[] = []) {
-  const got: Received[] = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
-    got.push({ path: new URL(req.url).pathname, headers: req.headers, body: await req.json() });
-    return new Response(null, { status: statuses.shift() ?? 200 });
-  });
-  return { url: `http://127.0.0.1:${server.addr.port}`, got, close: () => server.shutdown() };
-}
-
-async function sim(version: SimVersion = "2.3.7", extra: Parameters<typeof startSimulator>[0] = {}) {
-  return await startSimulator({ version, webhookRetryDelaysMs: [5, 5, 5], ...extra });
-}
-
-async function call(url: string, method: string, path: string, key: string | null, body?: unknown) {
-  const headers: Record<string, string> = {};
-  if (key !== null) headers.apikey = key;
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(url + path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+import { call, receiver, sim, timed } from "./_evolution_sim.ts";
 
 Deno.test("simulator guards in the order 404 → 403 → 401 with the contract's envelopes", async () => {
   const s = await sim();
@@ -236,21 +204,39 @@ Deno.test("simulator gives up after the QR limit: qrcode.updated limit + connect
     const last = r.got.at(-1)!.body;
     assert.deepEqual(last.data, { instance: "revalya-qr", state: "refused", statusReason: 428 });
     assert.equal(s.control.instances()[0].state, "close");
+    // The stored status stays what the last QR wrote; memory says close (contract §5.2).
+    const [row] = (await call(s.url, "GET", "/instance/fetchInstances?instanceName=revalya-qr", s.apiKey)).body;
+    assert.equal(row.connectionStatus, "connecting");
+    assert.equal(
+      (await call(s.url, "GET", "/instance/connectionState/revalya-qr", s.apiKey)).body.instance.state,
+      "close",
+    );
   } finally {
     await s.close();
     await r.close();
   }
 });
 
-Deno.test("simulator in v1.8 mode: flat bodies, PUT restart, object fetchInstances, no logout/remove events", async () => {
+Deno.test("simulator in v1.8 mode: flat bodies, PUT restart, object fetchInstances, its own event list", async () => {
   const r = receiver();
   const s = await sim("1.8.6");
   const k = s.apiKey;
   try {
-    const created = await call(s.url, "POST", "/instance/create", k, {
+    // The 2.x lifecycle names are not in 1.8's list: the create is refused with 1.8's enum message.
+    const refused = await call(s.url, "POST", "/instance/create", k, {
       instanceName: "revalya-v1",
       webhook: r.url,
       events: ["CONNECTION_UPDATE", "LOGOUT_INSTANCE", "STATUS_INSTANCE"],
+    });
+    assert.equal(refused.status, 400);
+    assert.match(
+      refused.body.response.message[0],
+      /^events\[1\] is not one of enum values: APPLICATION_STARTUP,.*CHAMA_AI_ACTION$/,
+    );
+    const created = await call(s.url, "POST", "/instance/create", k, {
+      instanceName: "revalya-v1",
+      webhook: r.url,
+      events: ["CONNECTION_UPDATE", "QRCODE_UPDATED"],
     });
     assert.equal(created.status, 201);
     assert.equal(created.body.instance.status, "created");
@@ -261,15 +247,21 @@ Deno.test("simulator in v1.8 mode: flat bodies, PUT restart, object fetchInstanc
     assert.equal(Array.isArray(one.body), false);
     assert.equal(one.body.instance.instanceName, "revalya-v1");
     s.control.setState("revalya-v1", "open");
-    s.control.disconnect("revalya-v1");
+    await s.control.disconnect("revalya-v1");
     await s.control.drain();
-    assert.deepEqual(r.got.map((g) => g.body.event), [
-      "connection.update",
-      "status.instance",
-      "connection.update",
-    ]);
+    // status.instance cannot be subscribed to on 1.8; its connection.update carries the owner keys.
+    assert.deepEqual(r.got.map((g) => g.body.event), ["connection.update", "connection.update"]);
     assert.ok(r.got.every((g) => !("apikey" in g.body)));
-    assert.deepEqual(r.got[1].body.data, { instance: "revalya-v1", status: "closed" });
+    const close = r.got[1].body.data as Record<string, unknown>;
+    assert.deepEqual(Object.keys(close).sort(), [
+      "instance",
+      "profileName",
+      "profilePictureUrl",
+      "state",
+      "statusReason",
+      "wuid",
+    ]);
+    assert.deepEqual([close.state, close.statusReason], ["close", 401]);
   } finally {
     await s.close();
     await r.close();
@@ -316,8 +308,10 @@ Deno.test("simulator holds 5,000 instances and lists them in one fetchInstances 
   const s = await sim();
   try {
     s.control.seedInstances(Array.from({ length: 5000 }, (_, i) => [`revalya-t${i}`, { state: "open" as const }]));
-    const all = await call(s.url, "GET", "/instance/fetchInstances", s.apiKey);
+    const [all, ms] = await timed(() => call(s.url, "GET", "/instance/fetchInstances", s.apiKey));
     assert.equal(all.body.length, 5000);
+    // No pagination, one `_count` per row: the default listing cost is 10 ms + 0.25 ms a row.
+    assert.ok(ms >= 1250, `5,000 rows answered in ${ms} ms`);
     assert.ok(all.body.every((r: { connectionStatus: string }) => r.connectionStatus === "open"));
     assert.deepEqual(s.control.stats().calls, { fetchInstances: 1 });
   } finally {
