@@ -146,11 +146,14 @@ for (const version of ["2.3.7", "1.8.6"] as const) {
         assert.equal(e.instance, name);
       });
 
-      await t.step("deleteInstance() removes it: the name stays taken until Evolution's cleanup, then 404", async () => {
-        await evo.deleteInstance(name);
-        assert.equal((await evo.waitUntilGone(name, { timeoutMs: 2000 })).gone, true);
-        await rejects(evo.connectionState(name), "not_found", 404);
-      });
+      await t.step(
+        "deleteInstance() removes it: the name stays taken until Evolution's cleanup, then 404",
+        async () => {
+          await evo.deleteInstance(name);
+          assert.equal((await evo.waitUntilGone(name, { timeoutMs: 2000 })).gone, true);
+          await rejects(evo.connectionState(name), "not_found", 404);
+        },
+      );
     });
   });
 
