@@ -212,3 +212,12 @@ export async function pointScheduledCallsAt(functionsUrl: string): Promise<{ res
   await sql`select vault.update_secret(${id}, ${functionsUrl.replace(/\/functions\/v1$/, "")})`;
   return { restore: async () => void await sql`select vault.update_secret(${id}, ${url})` };
 }
+
+/**
+ * The instance names a simulator serves as live. A deleted instance keeps its name taken (phase `removing`, then
+ * `cleanup`) until Evolution's own clean-up ends, as the real server does: "gone" in a test means "deleted", not
+ * "already free".
+ */
+export function liveNames(sim: { control: { instances(): { name: string; phase: string }[] } }): string[] {
+  return sim.control.instances().filter((i) => i.phase === "active").map((i) => i.name).sort();
+}

@@ -5,7 +5,7 @@ import { orphanCleanup, runOrphanCleanup } from "../shared/jobs/orphan_cleanup.t
 import { runJob } from "../shared/jobs/runner.ts";
 import { createSql } from "../shared/db.ts";
 import { buildDeps } from "../shared/deps.ts";
-import { createTenant, testSql } from "./_helpers.ts";
+import { createTenant, liveNames, testSql } from "./_helpers.ts";
 import { auditOf, healthyTenant, opsFixture, uniqueSlug } from "./ops_fixture.ts";
 
 type Orphan = { instance: string; eligible: boolean; result?: string; tenantExists: boolean };
@@ -22,7 +22,7 @@ Deno.test("orphanCleanup() deletes an orphan only after the grace period across 
     const noRowInstance = await f.seedCorrect(noRow.slug);
     f.sim.control.seedInstance(orphan, { state: "close" });
     f.sim.control.seedInstance(foreign, { state: "open" });
-    const names = () => f.sim.control.instances().map((i) => i.name).sort();
+    const names = () => liveNames(f.sim);
     const all = [orphan, foreign, live.instance, noRowInstance].sort();
     const run = (input: Record<string, unknown> = {}) =>
       runJob(f.deps, orphanCleanup, { input: orphanCleanup.input.parse(input), trigger: "test" });
@@ -65,6 +65,7 @@ Deno.test("orphanCleanup() deletes an orphan only after the grace period across 
     assert.deepEqual([planned.eligible, planned.result], [true, "planned"], "past the grace: a dry run plans it");
     assert.deepEqual(names(), all, "apply:false deletes nothing");
 
+    f.sim.control.setCleanupDelay(600_000); // Evolution keeps the deleted name listed (a slow remove.instance)
     const applied = await run();
     assert.equal(applied.status, "ok", JSON.stringify(applied.report));
     assert.deepEqual(applied.report.deleted, [orphan], "only the orphan past its grace period is deleted");
@@ -79,6 +80,17 @@ Deno.test("orphanCleanup() deletes an orphan only after the grace period across 
     const [{ n }] = await sql<{ n: number }[]>`
       select count(*)::int as n from maintenance.orphan_sightings where instance_name = ${orphan}`;
     assert.equal(n, 0, "the deleted orphan's sighting is gone");
+    // Evolution still lists it while its clean-up runs: the next run says so, and neither sights nor deletes it again.
+    assert.ok(f.sim.control.instances().some((i) => i.name === orphan), "still listed by Evolution");
+    const deletesBefore = f.sim.control.stats().calls.delete ?? 0;
+    const during = await run();
+    assert.deepEqual((during.report.beingRemoved as { instance: string }[]).map((r) => r.instance), [orphan]);
+    assert.ok(!orphansOf(during).some((o) => o.instance === orphan), "not an orphan again");
+    assert.equal(f.sim.control.stats().calls.delete ?? 0, deletesBefore, "no second delete");
+    const [{ again }] = await sql<{ again: number }[]>`
+      select count(*)::int as again from maintenance.orphan_sightings where instance_name = ${orphan}`;
+    assert.equal(again, 0, "not sighted again");
+    f.sim.control.setCleanupDelay(300);
     const audit = await sql<{ result: string; dry_run: boolean }[]>`
       select result, dry_run from maintenance.actions_audit
       where action = 'orphan.delete_instance' and before ->> 'instance' = ${orphan} order by id`;

@@ -120,11 +120,16 @@ interface AuditFacts {
   claims: Map<string, string[]>;
 }
 
-/** What Evolution says: every instance (null when it could not be listed), by name, and why not. */
+/**
+ * What Evolution says: every instance (null when it could not be listed), by name, and why not. `beingRemoved`: the
+ * listed instances we deleted recently (audited), which Evolution keeps listing until its own clean-up ends; they
+ * are left out of `instances` and reported apart.
+ */
 interface InstanceListing {
   instances: InstanceSummary[] | null;
   byName: Map<string, InstanceSummary>;
   error: string | null;
+  beingRemoved: { instance: string; deletedAt: string }[];
 }
 
 /** A tenant's instance whose webhook is to be read. */
@@ -145,7 +150,7 @@ export async function runIsolationAudit(
   const prefix = config.instancePrefix;
 
   const facts = await loadAuditFacts(sql, scope);
-  const listing = await listInstances(evolution);
+  const listing = await listInstances(sql, evolution, prefix);
   const naming = namingViolations(facts, listing, { prefix, webhookBaseUrl: config.webhookBaseUrl });
   const stored = storedWebhookViolations(facts.hooks);
   const instances = classifyInstances(facts, listing, { scope, prefix });
@@ -198,8 +203,11 @@ async function loadAuditFacts(sql: Sql, scope: Set<string> | null): Promise<Audi
   return { naming, hooks, cross, tenants, claims };
 }
 
-/** Phase 2: every Evolution instance in one call. */
-async function listInstances(evolution: EvolutionClient): Promise<InstanceListing> {
+/**
+ * Phase 2: every Evolution instance in one call, minus those an audited delete of ours is still removing (a deleted
+ * instance stays listed for seconds, or ~20 min while Evolution retries a failing remove.instance delivery).
+ */
+async function listInstances(sql: Sql, evolution: EvolutionClient, prefix: string): Promise<InstanceListing> {
   let instances: InstanceSummary[] | null = null;
   let error: string | null = null;
   try {
@@ -207,7 +215,20 @@ async function listInstances(evolution: EvolutionClient): Promise<InstanceListin
   } catch (e) {
     error = `Cannot list Evolution instances: ${describeError(e)}`;
   }
-  return { instances, byName: new Map((instances ?? []).map((i) => [i.name, i])), error };
+  const ours = (instances ?? []).filter((i) => i.name.startsWith(prefix)).map((i) => i.name);
+  const removing = ours.length
+    ? await sql<{ instance_name: string; deleted_at: Date }[]>`
+      select instance_name, deleted_at from maintenance.instances_being_removed(${ours}::text[])`
+    : [];
+  const gone = new Set(removing.map((r) => r.instance_name));
+  if (instances) instances = instances.filter((i) => !gone.has(i.name));
+  return {
+    instances,
+    byName: new Map((instances ?? []).map((i) => [i.name, i])),
+    error,
+    beingRemoved: removing.map((r) => ({ instance: r.instance_name, deletedAt: new Date(r.deleted_at).toISOString() }))
+      .sort((a, b) => a.instance.localeCompare(b.instance)),
+  };
 }
 
 /** Phase 3a: naming violations (DB view), with what Evolution says about both names. */
@@ -441,6 +462,7 @@ function auditOutcome(
     evolution: {
       checked: listing.instances !== null,
       instances: listing.instances?.length ?? null,
+      beingRemoved: listing.beingRemoved,
       webhooksChecked: options.webhooksChecked,
       error: listing.error,
       checkErrors,

@@ -67,7 +67,19 @@ export async function runOrphanCleanup(
       report: { ...base, deleted: [], error: `Cannot list Evolution instances: ${describeError(error)}`, orphans: [] },
     };
   }
-  const prefixed = listed.filter((i) => i.name.startsWith(prefix));
+  // An orphan we deleted stays listed until Evolution's own clean-up ends: not sighted again, reported apart.
+  const listedOurs = listed.filter((i) => i.name.startsWith(prefix));
+  const removing = listedOurs.length
+    ? await sql<{ instance_name: string; deleted_at: Date }[]>`
+      select instance_name, deleted_at from maintenance.instances_being_removed(${
+      listedOurs.map((i) => i.name)
+    }::text[])`
+    : [];
+  const beingRemoved = removing.map((r) => ({
+    instance: r.instance_name,
+    deletedAt: new Date(r.deleted_at).toISOString(),
+  })).sort((a, b) => a.instance.localeCompare(b.instance));
+  const prefixed = listedOurs.filter((i) => !removing.some((r) => r.instance_name === i.name));
   const now = deps.now();
   const rows = await sql<
     {
@@ -183,6 +195,7 @@ export async function runOrphanCleanup(
     deleted,
     failed,
     orphans,
+    beingRemoved,
   };
   if (failed.length) {
     return { status: "error", report, error: `Cannot delete ${failed.length} orphan(s): ${failed[0].error}` };

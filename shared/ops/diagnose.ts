@@ -104,13 +104,14 @@ export async function diagnose(
   const evolution = await clientFor(deps, tenant);
   const name = instanceName(slug, deps.config.instancePrefix);
   const now = deps.now();
+  // Performance first: the tenant's calls so far, before this diagnosis adds its own probes to api_logs.
+  const performance = await diagnosePerformance(deps.sql, slug, { windowHours: options.windowHours ?? 24 });
   const connection = await diagnoseConnection(deps, slug, { tenant, evolution, name });
   const disconnection = await diagnoseDisconnection(deps, slug, {
     evolution,
     apiProblem: connection.apiProblem,
     evolutionError: connection.evidence.evolutionError,
   });
-  const performance = await diagnosePerformance(deps.sql, slug, { windowHours: options.windowHours ?? 24 });
   const problems = [...connection.problems, ...disconnection.problems, ...performance.problems];
   return {
     tenant: slug,

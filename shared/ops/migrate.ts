@@ -188,7 +188,7 @@ async function backUp(m: Migration, tenantId: string): Promise<Progress> {
 function migrationPlan(m: Migration): string[] {
   return [
     `check ${m.to}: reachable, key accepted, '${m.name}' free`,
-    `create '${m.name}' on ${m.to} with the tenant's webhook URL and token header`,
+    `create '${m.name}' on ${m.to} with the tenant's webhook URL and token (v2: a header; v1.8: in the URL)`,
     `verify its webhook`,
     `save the config: evolution_api_url = '${m.to}', the key in Vault`,
     `retire '${m.name}' on ${m.oldClient.baseUrl} (logout + delete)`,

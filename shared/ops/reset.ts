@@ -79,7 +79,7 @@ export async function resetTenant(
     const plan = [
       ...(state === "open" || state === "connecting" ? [`logout '${name}'`] : []),
       ...(state ? [`delete instance '${name}'`] : []),
-      `create instance '${name}' with the tenant's webhook URL and token header`,
+      `create instance '${name}' with the tenant's webhook URL and token (v2: a header; v1.8: in the URL)`,
       `replace the integration row with ${JSON.stringify(newConfig)}`,
     ];
     const base = { action: "reset" as const, tenant: slug, operationId: op.id, dryRun: !options.apply, before, plan };

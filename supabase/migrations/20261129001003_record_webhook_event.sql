@@ -5,9 +5,6 @@
 -- receipt keyed by sha256(instance, event, date_time, data); only when that receipt is new, an api_logs row
 -- (service 'whatsapp', event, status 'success', data = the payload's data) and the tenant's activity upsert.
 -- Without store_log (qrcode.updated, message traffic): only the activity upsert. Returns false for a redelivery.
--- Times are receipt times: Evolution's `date_time` is its server's local wall time written with a `Z` (3 h behind
--- UTC on the official image), so it only goes into the dedup key (a redelivery repeats it exactly) and orders one
--- tenant's states (last_state_source_at).
 create or replace function maintenance.record_webhook_event(
   slug text, instance_name text, event_name text, event_at timestamptz, payload jsonb, store_log boolean default true
 )
@@ -34,26 +31,21 @@ language sql volatile security definer set search_path = '' as $$
   ),
   activity as (
     insert into maintenance.webhook_activity as a
-      (tenant_slug, last_event_at, last_event, last_state, last_state_at, last_state_source_at, events_total)
-    select slug, now(), event_name, st.state, case when st.state is not null then now() end,
-      case when st.state is not null then coalesce(event_at, now()) end, 1
+      (tenant_slug, last_event_at, last_event, last_state, last_state_at, events_total)
+    select slug, now(), event_name, st.state, case when st.state is not null then coalesce(event_at, now()) end, 1
     from fresh, st
     where fresh.is_new
     on conflict (tenant_slug) do update set
       last_event_at = greatest(a.last_event_at, excluded.last_event_at),
       last_event = excluded.last_event,
       last_state = case
-        when excluded.last_state is not null and (a.last_state_source_at is null
-          or excluded.last_state_source_at >= a.last_state_source_at) then excluded.last_state
+        when excluded.last_state is not null
+          and (a.last_state_at is null or excluded.last_state_at >= a.last_state_at) then excluded.last_state
         else a.last_state end,
       last_state_at = case
-        when excluded.last_state is not null and (a.last_state_source_at is null
-          or excluded.last_state_source_at >= a.last_state_source_at) then excluded.last_state_at
+        when excluded.last_state is not null
+          and (a.last_state_at is null or excluded.last_state_at >= a.last_state_at) then excluded.last_state_at
         else a.last_state_at end,
-      last_state_source_at = case
-        when excluded.last_state is not null and (a.last_state_source_at is null
-          or excluded.last_state_source_at >= a.last_state_source_at) then excluded.last_state_source_at
-        else a.last_state_source_at end,
       events_total = a.events_total + 1
     returning 1
   )

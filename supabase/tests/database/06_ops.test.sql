@@ -1,7 +1,7 @@
 -- The actions audit, tenant operation leases, the remediation budget, orphan sightings, cross-tenant
 -- attempts and the per-tenant diagnosis aggregates.
 begin;
-select plan(35);
+select plan(38);
 
 -- schema and privileges
 select has_table('maintenance', 'actions_audit', 'maintenance.actions_audit exists');
@@ -135,6 +135,23 @@ select results_eq($$select total from maintenance.tenant_performance('pg6-none',
 select results_eq(
   $$select total >= 2, errors >= 1 from maintenance.evolution_stability(array['connection_state'])$$,
   $$values (true, true)$$, 'Evolution stability counts every tenant''s recent calls');
+
+-- instances being removed: our audited, applied, successful deletes of the last 30 minutes, nothing else
+insert into maintenance.actions_audit (actor, action, result, dry_run, before, error, created_at) values
+  ('pg', 'orphan.delete_instance', 'ok', false, '{"instance": "revalya-pg6-gone"}', null, now() - interval '1 minute'),
+  ('pg', 'isolation.delete_instance', 'ok', false, '{"instance": "revalya-pg6-ghost"}', null, now() - interval '2 min'),
+  ('pg', 'orphan.delete_instance', 'planned', true, '{"instance": "revalya-pg6-dry"}', null, now()),
+  ('pg', 'orphan.delete_instance', 'failed', false, '{"instance": "revalya-pg6-fail"}', 'x', now()),
+  ('pg', 'orphan.delete_instance', 'ok', false, '{"instance": "revalya-pg6-old"}', null, now() - interval '2 hours');
+select results_eq($$select instance_name from maintenance.instances_being_removed(
+    array['revalya-pg6-gone', 'revalya-pg6-ghost', 'revalya-pg6-dry', 'revalya-pg6-fail', 'revalya-pg6-old',
+      'revalya-pg6-never']) order by 1$$,
+  $$values ('revalya-pg6-ghost'), ('revalya-pg6-gone')$$,
+  'an instance is being removed after our successful delete of it, for 30 minutes; not after a dry run or a failure');
+select is((select count(*)::int from maintenance.instances_being_removed(array['revalya-pg6-old'], interval '3 hours')),
+  1, 'the window is a parameter');
+select ok(not has_function_privilege('anon', 'maintenance.instances_being_removed(text[], interval)', 'execute'),
+  'anon cannot call instances_being_removed');
 
 select * from finish();
 rollback;
