@@ -3,7 +3,7 @@
  * Shared set-up of the isolation, orphan and whatsapp-ops tests: an in-process Evolution simulator, deps pointing
  * at it and at the real test database (fast client retries), and helpers to seed tenants with correct instances.
  */
-import { type Simulator, startSimulator } from "../dev/evolution_sim/app.ts";
+import { type Simulator, type SimulatorOptions, startSimulator } from "../dev/evolution_sim/app.ts";
 import type { Deps } from "../shared/deps.ts";
 import { EvolutionClient } from "../shared/evolution/client.ts";
 import { createTenant, testConfig, testDeps, testSql, uniqueSlug } from "./_helpers.ts";
@@ -17,9 +17,15 @@ export interface OpsFixture {
   close(): Promise<void>;
 }
 
-/** Starts a simulator and builds deps on it. `env` overrides the configuration (e.g. a wrong key). */
-export async function opsFixture(env: Record<string, string> = {}): Promise<OpsFixture> {
-  const sim = await startSimulator({ port: 0, webhookRetryDelaysMs: [50, 100] });
+/**
+ * Starts a simulator (its real defaults; `sim` adds options, e.g. `version: "1.8.6"`) and builds deps on it. `env`
+ * overrides the configuration (e.g. a wrong key).
+ */
+export async function opsFixture(
+  env: Record<string, string> = {},
+  options: SimulatorOptions = {},
+): Promise<OpsFixture> {
+  const sim = await startSimulator({ port: 0, webhookRetryDelaysMs: [50, 100], ...options });
   const config = testConfig({ EVOLUTION_API_URL: sim.url, EVOLUTION_API_KEY: sim.apiKey, ...env });
   const evolution = new EvolutionClient(config, {
     sql: testSql(),
