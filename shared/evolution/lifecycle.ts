@@ -18,16 +18,46 @@ import { describeError, isEvolutionError } from "./errors.ts";
 /** How long a repair waits for a deleted name to become free before it gives up (and says so). */
 export const NAME_FREE_TIMEOUT_MS = 120_000;
 
-/** What a socket recovery did: whether a restart was needed and what the probe said afterwards. */
+/** What a restart that did not heal a dead socket leaves to a person. */
+export const DEAD_SOCKET_ADVICE =
+  "the instance's WhatsApp socket is still dead after a restart of the instance: restart the Evolution process " +
+  "(the remedy reported for this fault), then run diagnose again";
+
+/** How long a restarted instance may take to reconnect before the probe judges it. */
+export const REOPEN_TIMEOUT_MS = 20_000;
+
+/** What a socket recovery did: whether a restart was needed, the state it came back in, and what the probe said. */
 export interface SocketRecovery {
   restarted: boolean;
+  state?: string;
   probe?: string;
 }
 
-/** A dead socket: the instance is restarted (the remedy), and the probe says whether that healed it. */
-async function restartDeadSocket(client: EvolutionClient, name: string): Promise<SocketRecovery> {
+/**
+ * A dead socket: the instance is restarted (the remedy), then, once it has reconnected (a restart closes the socket
+ * and Evolution opens a new one in the background: `connecting`, then `open`, bounded by `reopenTimeoutMs`), the
+ * probe says whether that healed it. An instance that does not come back open is `not_open`, with its state.
+ */
+export async function restartDeadSocket(
+  client: EvolutionClient,
+  name: string,
+  options: { reopenTimeoutMs?: number } = {},
+): Promise<SocketRecovery> {
   await client.restart(name);
-  return { restarted: true, probe: await client.probeSocket(name) };
+  const until = performance.now() + (options.reopenTimeoutMs ?? REOPEN_TIMEOUT_MS);
+  let pause = 100;
+  let state = await client.connectionState(name).catch(() => "unknown");
+  while (state !== "open" && performance.now() < until) {
+    await new Promise((r) => setTimeout(r, pause));
+    pause = Math.min(pause * 2, 2000);
+    state = await client.connectionState(name).catch(() => "unknown");
+  }
+  return { restarted: true, state, probe: state === "open" ? await client.probeSocket(name) : "not_open" };
+}
+
+/** True when a recovery left the socket working, or as far as can be told (v1.8 has no probe: `unknown`). */
+export function socketHealed(r: SocketRecovery): boolean {
+  return r.probe === "live" || r.probe === "unknown";
 }
 
 /**

@@ -3,6 +3,10 @@
  * `diagnose` (the seed's troubleshooting of connection, disconnection and performance) for one tenant, with the evidence behind each verdict:
  *
  * - connection: `instance_not_found`, `config_missing`, `invalid_api_key`, `api_unreachable`, or `ok` / `unknown`.
+ *   The state is the in-memory one (`connectionState`), never the listing's stored `connectionStatus`, which stays
+ *   "open" through reconnect loops; an instance open in memory is then asked over its WhatsApp socket (the liveness
+ *   probe, 2.x): a dead socket (listed and connected, but nothing goes through) is `socket_dead`. An instance that
+ *   answers 401 while the same key lists it is `instance_unauthorized` (Evolution's intermittent 401), not a wrong key.
  *   Unlike the seed (which asked for the instance first, so a wrong key on a missing instance read as "not found"
  *   because Evolution checks existence before the key), the key and reachability come from ONE
  *   `fetchInstances?instanceName=` call, which is not instance-guarded: 401 is the key, a network error is the
@@ -45,6 +49,8 @@ export type Problem =
   | "api_unreachable"
   | "api_error"
   | "not_connected"
+  | "socket_dead"
+  | "instance_unauthorized"
   | "webhook_mismatch"
   | "frequent_disconnections"
   | "api_unstable"
@@ -218,7 +224,11 @@ function checkConfigRow(
   return { problems, evidence };
 }
 
-/** A listed instance: its live state (`not_connected` unless open) and its webhook (`webhook_mismatch`). */
+/**
+ * A listed instance: its live state (`not_connected` unless open in memory), its socket when open (`socket_dead`),
+ * and its webhook (`webhook_mismatch`). `evidence.state` is the in-memory state, `instance.listedState` the stored
+ * one; they disagree during reconnects, after the QR limit and when a drop was never written (`stateSources`).
+ */
 async function checkLiveInstance(
   evolution: EvolutionClient,
   slug: Slug,
@@ -227,15 +237,25 @@ async function checkLiveInstance(
   const { name } = options;
   const problems: Problem[] = [];
   const evidence: Record<string, unknown> = {};
-  let state: string | null;
+  let state: string | null = null;
   try {
     state = await evolution.connectionState(name);
   } catch (error) {
     evidence.connectionStateError = describeError(error);
-    state = options.listedState;
+    // the listing just accepted this key: a 401 naming the instance is Evolution's, not the key's
+    if (isEvolutionError(error, "unauthorized")) problems.push("instance_unauthorized");
+    else state = options.listedState; // the stored state, the best left (and said so)
+    evidence.stateFrom = "listing";
   }
   evidence.state = state;
-  if (state !== "open") problems.push("not_connected");
+  const live = evidence.stateFrom === undefined;
+  if (live && state !== options.listedState) evidence.stateSources = { live: state, listed: options.listedState };
+  if (state !== null && state !== "open") problems.push("not_connected");
+  if (live && state === "open") {
+    const socket = await evolution.probeSocket(name);
+    evidence.socket = socket;
+    if (socket === "dead") problems.push("socket_dead");
+  }
   try {
     const hook = await evolution.findWebhook(name);
     const expected = await evolution.expectedWebhook(slug);
@@ -252,7 +272,10 @@ async function checkLiveInstance(
 function connectionCode(problems: Problem[]): ConnectionCode {
   const seedOrder: ConnectionCode[] = ["invalid_api_key", "api_unreachable", "instance_not_found", "config_missing"];
   return seedOrder.find((c) => problems.includes(c as Problem)) ??
-    (problems.some((p) => ["api_error", "not_connected", "config_mismatch", "webhook_mismatch"].includes(p))
+    (problems.some((p) =>
+        ["api_error", "not_connected", "socket_dead", "instance_unauthorized", "config_mismatch", "webhook_mismatch"]
+          .includes(p)
+      )
       ? "unknown"
       : "ok");
 }

@@ -4,7 +4,8 @@
  *
  * `fix` diagnoses, then repairs what can be repaired without a human: recreate a missing instance (with the
  * tenant's webhook and token) or config row, correct a config row or an instance webhook, reconnect an instance
- * that is not open. What needs a human (a refused API key, Evolution down or unstable, a number that keeps being
+ * that is not open, restart one whose WhatsApp socket is dead (the probe says whether that healed it; a socket a
+ * restart does not heal needs the Evolution process restarted). What needs a human (a refused API key, Evolution down or unstable, a number that keeps being
  * logged out) is reported with advice, never "fixed" by the seed's fallback of a full reset. Instance creation and
  * reconnection spend the tenant's remediation budget (`maintenance.remediation_budget`, default 3 per hour, counted
  * from the audit trail), so repeated fixes cannot loop into a QR storm; past the budget those steps are skipped.
@@ -18,7 +19,7 @@ import { withTenantLease } from "../tenant_lease.ts";
 import { diagnose, type Diagnosis, type Problem } from "./diagnose.ts";
 import { Operation, type OperationResult, StepFailed, type StepReport } from "./operation.ts";
 import { clientFor, expectedConfig, loadTenant, type TenantView } from "./tenants.ts";
-import { createWhenFree } from "../evolution/lifecycle.ts";
+import { createWhenFree, DEAD_SOCKET_ADVICE, restartDeadSocket, socketHealed } from "../evolution/lifecycle.ts";
 
 /** The tenant's remediation budget, as `maintenance.remediation_budget` computes it. */
 export interface Budget {
@@ -51,6 +52,9 @@ const ADVICE: Partial<Record<Problem, string>> = {
   api_unstable: "Evolution is unstable: wait for it to settle (see health-check), then run fix again",
   frequent_disconnections:
     "the number keeps being logged out: check WhatsApp > Linked devices on the phone; if it persists, reset the integration",
+  instance_unauthorized:
+    "Evolution refused the key for this instance while accepting it for the listing (its intermittent 401, " +
+    "evolution-api#2356, or a proxy dropping the apikey header on some routes): wait a few minutes and run diagnose again",
   slow_api: "Evolution calls for this tenant are slow: check the server's load and the network",
   high_error_rate: "many Evolution calls for this tenant fail: see errorsByType in the diagnosis",
 };
@@ -92,7 +96,7 @@ export async function fixTenant(
       if (problems.has("config_missing")) plan.push("create_config");
       if (problems.has("config_mismatch")) plan.push("update_config");
       if (problems.has("webhook_mismatch")) plan.push("set_webhook");
-      if (problems.has("not_connected")) plan.push("reconnect");
+      if (problems.has("not_connected") || problems.has("socket_dead")) plan.push("reconnect");
       const needsHuman = diagnosis.problems.filter((p) => ADVICE[p]).map((p) => ({ problem: p, advice: ADVICE[p]! }));
 
       let budget = await remediationBudget(deps, slug);
@@ -124,7 +128,13 @@ export async function fixTenant(
           allowance--;
         }
         try {
-          await runFixStep(deps, op, s, { tenant, name, evolution });
+          const left = await runFixStep(deps, op, s, {
+            tenant,
+            name,
+            evolution,
+            deadSocket: problems.has("socket_dead"),
+          });
+          if (left) needsHuman.push(left);
         } catch (error) {
           if (!(error instanceof StepFailed)) throw error;
           failed = true;
@@ -144,12 +154,13 @@ export async function fixTenant(
   );
 }
 
+/** Runs one step of the plan; answers what it could not repair (for `needsHuman`), if anything. */
 async function runFixStep(
   deps: Deps,
   op: Operation,
   step: FixStep,
-  ctx: { tenant: TenantView; name: string; evolution: Deps["evolution"] },
-): Promise<void> {
+  ctx: { tenant: TenantView; name: string; evolution: Deps["evolution"]; deadSocket: boolean },
+): Promise<{ problem: Problem; advice: string } | void> {
   const { sql, config } = deps;
   const slug = ctx.tenant.slug;
   switch (step) {
@@ -186,9 +197,19 @@ async function runFixStep(
       });
       return;
     }
-    case "reconnect":
-      await op.run(step, () => ctx.evolution.connect(ctx.name), { after: connectSummary });
+    case "reconnect": {
+      if (!ctx.deadSocket) {
+        await op.run(step, () => ctx.evolution.connect(ctx.name), { after: connectSummary });
+        return;
+      }
+      // connected in memory, dead on the wire: connect would answer "open" and change nothing; restart is the remedy
+      const r = await op.run(step, () => restartDeadSocket(ctx.evolution, ctx.name), {
+        before: { socket: "dead" },
+        after: (r) => ({ restarted: r.restarted, state: r.state, socket: r.probe }),
+      });
+      if (!socketHealed(r)) return { problem: "socket_dead", advice: DEAD_SOCKET_ADVICE };
       return;
+    }
   }
 }
 
@@ -206,6 +227,10 @@ export interface ReconnectResponse {
   result: OperationResult;
   instance: string;
   connect: ConnectResult | null;
+  /** The socket of an instance connect found open: `live`, `dead` (restarted), `unknown` (v1.8, no probe). */
+  socket?: string;
+  /** What a person must do next, when the reconnect could not. */
+  advice?: string;
   error?: string;
   steps: StepReport[];
   budget: Budget;
@@ -213,7 +238,9 @@ export interface ReconnectResponse {
 
 /**
  * `reconnect` (seed: "forçando reconexão"): `GET /instance/connect` on the tenant's instance, answering the state
- * or the QR code to scan. Spends the remediation budget: past it, 429 (recorded as refused).
+ * or the QR code to scan. Spends the remediation budget: past it, 429 (recorded as refused). An instance connect
+ * finds already open is asked over its socket (the liveness probe): a dead one is restarted, within the same
+ * remediation, and the probe says whether that healed it.
  */
 export async function reconnectTenant(deps: Deps, slug: Slug, options: { actor: string }): Promise<ReconnectResponse> {
   const tenant = await loadTenant(deps.sql, slug);
@@ -234,8 +261,24 @@ export async function reconnectTenant(deps: Deps, slug: Slug, options: { actor: 
       const name = instanceName(slug, deps.config.instancePrefix);
       let connect: ConnectResult | null = null;
       let error: string | undefined;
+      let socket: string | undefined;
+      let advice: string | undefined;
       try {
         connect = await op.run("connect", () => evolution.connect(name), { after: connectSummary });
+        if (connect.kind === "state" && connect.state === "open") {
+          socket = await evolution.probeSocket(name);
+          if (socket === "dead") {
+            const r = await op.run("restart", () => restartDeadSocket(evolution, name), {
+              before: { socket: "dead" },
+              after: (r) => ({ restarted: r.restarted, state: r.state, socket: r.probe }),
+            });
+            socket = r.probe;
+            if (!socketHealed(r)) {
+              error = "the WhatsApp socket is still dead after a restart of the instance";
+              advice = DEAD_SOCKET_ADVICE;
+            }
+          }
+        }
       } catch (e) {
         const cause = (e as StepFailed).cause;
         if (isEvolutionError(cause, "not_found")) {
@@ -256,6 +299,8 @@ export async function reconnectTenant(deps: Deps, slug: Slug, options: { actor: 
         result: error ? "failed" : "ok",
         instance: name,
         connect,
+        ...(socket ? { socket } : {}),
+        ...(advice ? { advice } : {}),
         error,
         steps: op.steps,
         budget: after,

@@ -12,7 +12,13 @@
 import type { Deps } from "../deps.ts";
 import { instanceName, type Slug } from "../naming.ts";
 import { describeError, isEvolutionError } from "../evolution/errors.ts";
-import { awaitNameFree, createWhenFree, deleteInstance, logoutInstance } from "../evolution/lifecycle.ts";
+import {
+  awaitNameFree,
+  createWhenFree,
+  DEAD_SOCKET_ADVICE,
+  deleteInstance,
+  logoutInstance,
+} from "../evolution/lifecycle.ts";
 import { withTenantLease } from "../tenant_lease.ts";
 import { Operation, type OperationResult, StepFailed, type StepReport } from "./operation.ts";
 import { clientFor, expectedConfig, type IntegrationConfig, loadTenant } from "./tenants.ts";
@@ -27,6 +33,8 @@ export interface ResetResponse {
   result: OperationResult;
   failedStep?: string;
   error?: string;
+  /** What a person must do next, when the reset stopped on something only they can fix. */
+  advice?: string;
   before: { instance: { name: string; state: string } | null; config: IntegrationConfig | null };
   after: { instance: { name: string; state: string } | null; config: IntegrationConfig | null } | null;
   plan: string[];
@@ -124,6 +132,7 @@ export async function resetTenant(
         result: "failed",
         failedStep: error.step,
         error: describeError(error.cause),
+        ...(isEvolutionError(error.cause, "socket_closed") ? { advice: DEAD_SOCKET_ADVICE } : {}),
         after: null,
         steps: op.steps,
       };
