@@ -404,11 +404,12 @@ export class EvolutionClient {
 
   /**
    * The liveness probe (`POST /chat/fetchBusinessProfile/{i}`, one query over the WhatsApp socket, no side effect):
-   * `live` (200), `dead` (Connection Closed), `unknown` (anything else, or v1.8, which has no such probe). Only
+   * `live` (200), `dead` (Connection Closed), `unknown` (anything else, or a v1.8 server: the route exists there,
+   * but how it answers on a dead socket is known for 2.x only; the version is learnt once, cached). Only
    * meaningful for an instance whose connectionState is `open`: reads of state cannot see a dead socket.
    */
   async probeSocket(instance: string): Promise<SocketLiveness> {
-    if ((await this.knownMajor()) === "1") return "unknown";
+    if ((await this.#detectVersion().catch(() => "2" as const)) === "1") return "unknown";
     try {
       await this.#call({
         op: "probe_socket",

@@ -358,7 +358,12 @@ async function instanceWebhookViolations(
       tenant: slug,
       instance: name,
       current: hook ? { url: redactWebhookUrl(hook.url), enabled: hook.enabled, tokenHeader } : null,
-      expected: { url: redactWebhookUrl(expected.url), enabled: true, tokenHeader: "present" },
+      expected: {
+        url: redactWebhookUrl(expected.url),
+        enabled: true,
+        // 1.8 stores no webhook headers: there the token is the URL's `?token=`
+        tokenHeader: WEBHOOK_TOKEN_HEADER in expected.headers ? "present" : "absent",
+      },
       evidence: {
         urlOk: check.urlOk,
         tokenOk: check.tokenOk,
@@ -551,7 +556,7 @@ async function applyStep(
       case "delete_instance": {
         const r = await deleteInstance(evolution, step.instance); // a dead socket is restarted first
         await audit("ok", { instance: step.instance }, {
-          deleted: true,
+          deleted: r.deleted, // false: it was already gone
           ...(r.recovery ? { recovery: r.recovery } : {}),
         });
         return { result: "ok" };

@@ -18,7 +18,7 @@ import { z } from "zod";
 import type { Deps } from "../deps.ts";
 import { recordAction } from "../audit.ts";
 import { slugFromInstance } from "../naming.ts";
-import { describeError, isEvolutionError } from "../evolution/errors.ts";
+import { describeError } from "../evolution/errors.ts";
 import type { JobDefinition, JobOutcome } from "./runner.ts";
 import { deleteInstance } from "../evolution/lifecycle.ts";
 
@@ -151,7 +151,13 @@ export async function runOrphanCleanup(
       continue;
     }
     try {
-      await deleteInstance(evolution, o.instance); // a dead socket is restarted first
+      const r = await deleteInstance(evolution, o.instance); // a dead socket is restarted first
+      if (!r.deleted) {
+        o.result = "skipped";
+        o.error = "already gone";
+        await sql`select maintenance.forget_orphan(${o.instance})`;
+        continue;
+      }
       o.result = "deleted";
       deleted.push(o.instance);
       await sql`select maintenance.forget_orphan(${o.instance})`;
@@ -160,16 +166,10 @@ export async function runOrphanCleanup(
         action: "orphan.delete_instance",
         operationId: ctx.runId,
         before,
-        after: { deleted: true },
+        after: { deleted: true, ...(r.recovery ? { recovery: r.recovery } : {}) },
         result: "ok",
       });
     } catch (error) {
-      if (isEvolutionError(error, "not_found")) {
-        o.result = "skipped";
-        o.error = "already gone";
-        await sql`select maintenance.forget_orphan(${o.instance})`;
-        continue;
-      }
       const message = describeError(error);
       evolutionFailed = message;
       o.result = "failed";
