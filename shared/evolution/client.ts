@@ -126,6 +126,11 @@ interface RequestSpec<T> {
   needsVersion?: boolean;
   /** This call's own timeout (default: the client's). */
   timeoutMs?: number;
+  /**
+   * A `not_found` is the answer the caller is after (a name confirmed free, a deleted instance confirmed gone): it is
+   * still thrown, but logged as a successful call, so it does not count as a failure of Evolution.
+   */
+  absentOk?: boolean;
   parse: (body: unknown, version: ApiVersion) => T;
 }
 
@@ -209,13 +214,17 @@ export class EvolutionClient {
     return info;
   }
 
-  /** `GET /instance/fetchInstances`: every instance in ONE call (or the one named). */
-  fetchInstances(options: { instanceName?: string } = {}): Promise<InstanceSummary[]> {
+  /**
+   * `GET /instance/fetchInstances`: every instance in ONE call (or the one named). `absentOk`: the caller wants the
+   * name to be free, so a `not_found` (still thrown) is logged as a successful call.
+   */
+  fetchInstances(options: { instanceName?: string; absentOk?: boolean } = {}): Promise<InstanceSummary[]> {
     const name = options.instanceName;
     return this.#call({
       op: "fetch_instances",
       instance: name ?? null,
       idempotent: true,
+      absentOk: options.absentOk,
       build: () => ({
         method: "GET",
         path: `/instance/fetchInstances${name ? `?instanceName=${encodeURIComponent(name)}` : ""}`,
@@ -228,12 +237,16 @@ export class EvolutionClient {
     });
   }
 
-  /** `GET /instance/connectionState/{i}`: the in-memory state (`unknown` when the server does not say). */
-  connectionState(instance: string): Promise<ConnectionState> {
+  /**
+   * `GET /instance/connectionState/{i}`: the in-memory state (`unknown` when the server does not say). `absentOk`: the
+   * caller waits for the instance to be gone, so a `not_found` (still thrown) is logged as a successful call.
+   */
+  connectionState(instance: string, options: { absentOk?: boolean } = {}): Promise<ConnectionState> {
     return this.#call({
       op: "connection_state",
       instance,
       idempotent: true,
+      absentOk: options.absentOk,
       build: () => ({ method: "GET", path: `/instance/connectionState/${encodeURIComponent(instance)}` }),
       parse: (body) => {
         const b = StateBody.parse(body);
@@ -443,7 +456,7 @@ export class EvolutionClient {
     let pause = options.pollMs ?? 200;
     for (;;) {
       try {
-        await this.connectionState(instance);
+        await this.connectionState(instance, { absentOk: true });
       } catch (error) {
         if (error instanceof EvolutionError && error.code === "not_found") {
           return { gone: true, waitedMs: Math.round(performance.now() - t0) };
@@ -528,7 +541,7 @@ export class EvolutionClient {
 
   async #probeVersion(): Promise<ApiVersion> {
     try {
-      await this.fetchInstances({ instanceName: VERSION_PROBE_NAME });
+      await this.fetchInstances({ instanceName: VERSION_PROBE_NAME, absentOk: true });
       return "2";
     } catch (error) {
       if (error instanceof EvolutionError && error.code === "not_found") return error.status === 404 ? "2" : "1";
@@ -544,14 +557,18 @@ export class EvolutionClient {
     let httpStatus: number | null = null;
     const log = (error: EvolutionError | null) => {
       const slug = spec.slug ?? (instance ? slugFromInstance(instance, this.#shared.prefix) : null);
-      const data: Record<string, unknown> = { instance, httpStatus, attempts };
+      const data: Record<string, unknown> = { instance, httpStatus: httpStatus ?? error?.status ?? null, attempts };
       if (error) data.messages = error.messages.slice(0, 5);
+      // the absence the caller asked about is an answer, not a failure (it would read as an error rate otherwise)
+      const wanted = spec.absentOk === true && error?.code === "not_found";
+      if (wanted) data.notFound = true;
+      const failed = error !== null && !wanted;
       this.#shared.sink.push({
         created_at: createdAt,
         tenant_slug: slug,
         event: spec.op,
-        status: error ? "error" : "success",
-        error_type: error?.code ?? null,
+        status: failed ? "error" : "success",
+        error_type: failed ? error.code : null,
         response_time: Math.round(performance.now() - started),
         data,
       });

@@ -8,11 +8,13 @@
  *   {@link deleteInstance} first switches the instance's webhook off when it is going to be created again (so the
  *   delete waits on no delivery), and {@link awaitNameFree} then waits, bounded, until the name is free.
  * - A dead WhatsApp socket makes logout answer 500 "Connection Closed" and delete 400 "[object Object]" (2.3.7):
- *   both are `socket_closed`, and the remedy is a restart of the instance, then the call again.
+ *   both are `socket_closed`, and the remedy is a restart of the instance, a (bounded) wait for its new socket, then
+ *   the call again.
  *
  * Each function returns what it did, for the caller's audit row; none hides a failure it could not recover.
  */
 import type { EvolutionClient } from "./client.ts";
+import type { SocketLiveness } from "./types.ts";
 import { describeError, isEvolutionError } from "./errors.ts";
 
 /** How long a repair waits for a deleted name to become free before it gives up (and says so). */
@@ -23,36 +25,70 @@ export const DEAD_SOCKET_ADVICE =
   "the instance's WhatsApp socket is still dead after a restart of the instance: restart the Evolution process " +
   "(the remedy reported for this fault), then run diagnose again";
 
-/** How long a restarted instance may take to reconnect before the probe judges it. */
-export const REOPEN_TIMEOUT_MS = 20_000;
+/**
+ * How long a restarted instance is given to bring its new socket up before the call is tried again: Evolution answers
+ * the restart before the new socket exists (it ends the old one and reconnects when Baileys reports that close;
+ * 2.3.7 then takes about 1.5 s to open a paired session).
+ */
+export const SOCKET_RECOVERY_TIMEOUT_MS = 15_000;
 
-/** What a socket recovery did: whether a restart was needed, the state it came back in, and what the probe said. */
+/**
+ * How long an instance that never left `open` after its restart may keep failing the probe before the restart is
+ * judged to have done nothing (a socket already ended cannot be ended again: the frozen instance of
+ * evolution-api#1153/#2403), instead of waiting the whole {@link SOCKET_RECOVERY_TIMEOUT_MS}.
+ */
+export const UNCHANGED_AFTER_RESTART_MS = 3_000;
+
+/** What a socket recovery did: whether a restart was needed, what the probe said afterwards, how long it waited. */
 export interface SocketRecovery {
   restarted: boolean;
-  state?: string;
-  probe?: string;
+  probe?: SocketLiveness;
+  /** The instance's connectionState when the wait ended (null: it could not be read). */
+  state?: string | null;
+  waitedMs?: number;
+}
+
+/** A socket a restart of the instance did not bring back: the call still fails with Connection Closed. */
+export class SocketStillDead extends Error {
+  override name = "SocketStillDead";
+  readonly code = "socket_closed";
+  constructor(what: string, recovery: SocketRecovery, cause: unknown) {
+    super(
+      `Cannot ${what}: its WhatsApp socket is still dead after a restart of the instance (state ${recovery.state}, ` +
+        `probe ${recovery.probe}, ${recovery.waitedMs} ms): restart the Evolution process, then try again ` +
+        `(${describeError(cause)})`,
+      { cause },
+    );
+  }
 }
 
 /**
- * A dead socket: the instance is restarted (the remedy), then, once it has reconnected (a restart closes the socket
- * and Evolution opens a new one in the background: `connecting`, then `open`, bounded by `reopenTimeoutMs`), the
- * probe says whether that healed it. An instance that does not come back open is `not_open`, with its state.
+ * A dead socket: the instance is restarted (the remedy), then, bounded, the new socket is waited for (connectionState
+ * `open` and the probe answering `live`), so that a call tried again goes over it. `probe` says whether the restart
+ * healed it: `dead` after the wait means it did not (only a restart of the Evolution process will). An instance the
+ * restart left `open` and dead, never reconnecting, is judged after {@link UNCHANGED_AFTER_RESTART_MS}.
  */
 export async function restartDeadSocket(
   client: EvolutionClient,
   name: string,
-  options: { reopenTimeoutMs?: number } = {},
+  options: { timeoutMs?: number } = {},
 ): Promise<SocketRecovery> {
   await client.restart(name);
-  const until = performance.now() + (options.reopenTimeoutMs ?? REOPEN_TIMEOUT_MS);
+  const timeoutMs = options.timeoutMs ?? SOCKET_RECOVERY_TIMEOUT_MS;
+  const t0 = performance.now();
   let pause = 100;
-  let state = await client.connectionState(name).catch(() => "unknown");
-  while (state !== "open" && performance.now() < until) {
-    await new Promise((r) => setTimeout(r, pause));
-    pause = Math.min(pause * 2, 2000);
-    state = await client.connectionState(name).catch(() => "unknown");
+  let reconnected = false;
+  for (;;) {
+    const state = await client.connectionState(name).catch(() => null);
+    if (state !== "open") reconnected = true;
+    const probe = state === "open" ? await client.probeSocket(name) : "dead";
+    const waited = performance.now() - t0;
+    if (probe !== "dead" || waited >= timeoutMs || (!reconnected && waited >= UNCHANGED_AFTER_RESTART_MS)) {
+      return { restarted: true, probe, state, waitedMs: Math.round(waited) };
+    }
+    await new Promise((r) => setTimeout(r, Math.min(pause, timeoutMs - waited)));
+    pause = Math.min(pause * 2, 1000);
   }
-  return { restarted: true, state, probe: state === "open" ? await client.probeSocket(name) : "not_open" };
 }
 
 /** True when a recovery left the socket working, or as far as can be told (v1.8 has no probe: `unknown`). */
@@ -62,11 +98,12 @@ export function socketHealed(r: SocketRecovery): boolean {
 
 /**
  * Logs an instance out. A closed (400) or missing (404) instance is not an error; a dead socket is restarted and the
- * logout tried once more. Answers what happened.
+ * logout tried once more ({@link SocketStillDead} when it is still dead). Answers what happened.
  */
 export async function logoutInstance(
   client: EvolutionClient,
   name: string,
+  options: { recoveryTimeoutMs?: number } = {},
 ): Promise<{ loggedOut: boolean; note?: string; recovery?: SocketRecovery }> {
   try {
     await client.logout(name);
@@ -75,7 +112,7 @@ export async function logoutInstance(
     if (isEvolutionError(error, "bad_request", "not_found")) return { loggedOut: false, note: describeError(error) };
     if (!isEvolutionError(error, "socket_closed")) throw error;
   }
-  const recovery = await restartDeadSocket(client, name);
+  const recovery = await restartDeadSocket(client, name, { timeoutMs: options.recoveryTimeoutMs });
   try {
     await client.logout(name);
     return { loggedOut: true, recovery };
@@ -83,6 +120,7 @@ export async function logoutInstance(
     if (isEvolutionError(error, "bad_request", "not_found")) {
       return { loggedOut: false, note: describeError(error), recovery };
     }
+    if (isEvolutionError(error, "socket_closed")) throw new SocketStillDead(`log out '${name}'`, recovery, error);
     throw error;
   }
 }
@@ -90,12 +128,12 @@ export async function logoutInstance(
 /**
  * Deletes an instance (a missing one is not an error). With `recreate`, its webhook is switched off first, so that
  * Evolution's delete waits on no `remove.instance` delivery and the name is free within its cleanup time. A delete
- * refused by a dead socket is retried after a restart of the instance.
+ * refused by a dead socket is retried after a restart of the instance ({@link SocketStillDead} when it is still dead).
  */
 export async function deleteInstance(
   client: EvolutionClient,
   name: string,
-  options: { recreate?: boolean } = {},
+  options: { recreate?: boolean; recoveryTimeoutMs?: number } = {},
 ): Promise<{ deleted: boolean; webhookOff?: boolean | string; recovery?: SocketRecovery }> {
   let webhookOff: boolean | string | undefined;
   if (options.recreate) {
@@ -122,8 +160,13 @@ export async function deleteInstance(
   } catch (error) {
     if (!isEvolutionError(error, "socket_closed")) throw error;
   }
-  const recovery = await restartDeadSocket(client, name);
-  return { deleted: await attempt(), ...(webhookOff !== undefined ? { webhookOff } : {}), recovery };
+  const recovery = await restartDeadSocket(client, name, { timeoutMs: options.recoveryTimeoutMs });
+  try {
+    return { deleted: await attempt(), ...(webhookOff !== undefined ? { webhookOff } : {}), recovery };
+  } catch (error) {
+    if (isEvolutionError(error, "socket_closed")) throw new SocketStillDead(`delete '${name}'`, recovery, error);
+    throw error;
+  }
 }
 
 /** A name that is still taken after the bounded wait. */

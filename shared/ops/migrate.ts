@@ -202,7 +202,7 @@ async function checkNewServer(m: Migration): Promise<void> {
     const info = await newClient.serverInfo();
     let taken = false;
     try {
-      taken = (await newClient.fetchInstances({ instanceName: name })).some((i) => i.name === name);
+      taken = (await newClient.fetchInstances({ instanceName: name, absentOk: true })).some((i) => i.name === name);
     } catch (error) {
       if (!isEvolutionError(error, "not_found")) throw error;
     }

@@ -18,6 +18,7 @@ import {
   DEAD_SOCKET_ADVICE,
   deleteInstance,
   logoutInstance,
+  SocketStillDead,
 } from "../evolution/lifecycle.ts";
 import { withTenantLease } from "../tenant_lease.ts";
 import { Operation, type OperationResult, StepFailed, type StepReport } from "./operation.ts";
@@ -132,7 +133,9 @@ export async function resetTenant(
         result: "failed",
         failedStep: error.step,
         error: describeError(error.cause),
-        ...(isEvolutionError(error.cause, "socket_closed") ? { advice: DEAD_SOCKET_ADVICE } : {}),
+        ...(error.cause instanceof SocketStillDead || isEvolutionError(error.cause, "socket_closed")
+          ? { advice: DEAD_SOCKET_ADVICE }
+          : {}),
         after: null,
         steps: op.steps,
       };
