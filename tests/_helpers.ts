@@ -221,3 +221,12 @@ export async function pointScheduledCallsAt(functionsUrl: string): Promise<{ res
 export function liveNames(sim: { control: { instances(): { name: string; phase: string }[] } }): string[] {
   return sim.control.instances().filter((i) => i.phase === "active").map((i) => i.name).sort();
 }
+
+/**
+ * Deletes the tenants a test file created (their slugs start with `prefix`, e.g. "fr-"), so that a later unscoped
+ * health-check does not see them go down with their simulator and raise a platform incident for another test.
+ */
+export async function dropTenantsLike(prefix: string): Promise<void> {
+  if (!/^[a-z0-9]+-$/.test(prefix)) throw new Error(`a test tenant prefix like "fr-", not ${JSON.stringify(prefix)}`);
+  await testSql()`delete from public.tenants where slug like ${prefix + "%"}`;
+}

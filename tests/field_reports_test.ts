@@ -9,7 +9,7 @@ import { diagnose } from "../shared/ops/diagnose.ts";
 import { fixTenant, reconnectTenant } from "../shared/ops/fix.ts";
 import { resetTenant } from "../shared/ops/reset.ts";
 import { DEAD_SOCKET_ADVICE } from "../shared/evolution/lifecycle.ts";
-import { createTenant, liveNames, testSql, waitFor } from "./_helpers.ts";
+import { createTenant, dropTenantsLike, liveNames, testSql, waitFor } from "./_helpers.ts";
 import { auditOf, configOf, healthyTenant, type OpsFixture, opsFixture } from "./ops_fixture.ts";
 
 const actor = "test:field-reports";
@@ -21,6 +21,7 @@ async function withFixture(fn: (f: OpsFixture) => Promise<void>, version: "2.3.7
     await fn(f);
   } finally {
     await f.close();
+    await dropTenantsLike("fr-");
   }
 }
 

@@ -8,7 +8,7 @@ import { createOpsApp } from "../shared/ops/app.ts";
 import { runJob } from "../shared/jobs/runner.ts";
 import type { Violation } from "../shared/jobs/isolation_audit.ts";
 import { deleteInstance, logoutInstance, SocketStillDead } from "../shared/evolution/lifecycle.ts";
-import { createTenant, liveNames, stack, testSql, uniqueSlug } from "./_helpers.ts";
+import { createTenant, dropTenantsLike, liveNames, stack, testSql, uniqueSlug } from "./_helpers.ts";
 import { JOBS } from "./reliability/_jobs.ts";
 import { auditOf, configOf, healthyTenant, opsCall, opsFixture } from "./ops_fixture.ts";
 import { assertRightWebhook, instanceOf, SIM_OPTIONS } from "./_seed_procedures.ts";
@@ -68,6 +68,7 @@ Deno.test("reset of a tenant whose WhatsApp socket died ends ok with one working
       });
     } finally {
       await f.close();
+      await dropTenantsLike("sp-");
     }
   }
 });
@@ -89,6 +90,7 @@ Deno.test("logoutInstance() and deleteInstance() of a socket a restart cannot en
     assert.deepEqual([inst.state, inst.deadSocket], ["open", "unhealable"], "nothing logged out, nothing deleted");
   } finally {
     await f.close();
+    await dropTenantsLike("sp-");
   }
 });
 
@@ -221,6 +223,7 @@ for (const version of ["2.3.7", "1.8.6"] as const) {
       });
     } finally {
       await f.close();
+      await dropTenantsLike("sp-");
     }
   });
 }

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { createOpsApp } from "../shared/ops/app.ts";
 import { runJob } from "../shared/jobs/runner.ts";
-import { createTenant, testSql } from "./_helpers.ts";
+import { createTenant, dropTenantsLike, testSql } from "./_helpers.ts";
 import { JOBS } from "./reliability/_jobs.ts";
 import { auditOf, configOf, healthyTenant, opsCall, opsFixture } from "./ops_fixture.ts";
 import { assertRightWebhook, instanceOf, SIM_OPTIONS } from "./_seed_procedures.ts";
@@ -151,6 +151,7 @@ for (const version of ["2.3.7", "1.8.6"] as const) {
       });
     } finally {
       await f.close();
+      await dropTenantsLike("sp-");
     }
   });
 }

@@ -169,7 +169,8 @@ async function probeInstance(
   { found: boolean; listedState: string | null; apiProblem: Problem | null; evidence: Record<string, unknown> }
 > {
   try {
-    const listed = await evolution.fetchInstances({ instanceName: name });
+    // a missing instance is an answer, not a failed call (so it does not count against the tenant's success rate)
+    const listed = await evolution.fetchInstances({ instanceName: name, absentOk: true });
     const mine = listed.find((i) => i.name === name);
     return {
       found: Boolean(mine),
