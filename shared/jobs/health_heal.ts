@@ -22,6 +22,9 @@ import { restartDeadSocket, socketHealed } from "../evolution/lifecycle.ts";
 import { tryTenantLease } from "../tenant_lease.ts";
 import type { TenantResult } from "./health_tenants.ts";
 
+/** How long a reconnect may take to open before the repair is judged not to have worked. */
+const RECONNECT_WAIT_MS = 10_000;
+
 /** One repair as the report shows it. */
 export interface HealReport {
   tenant: string;
@@ -98,7 +101,16 @@ export async function selfHeal(
         }
         calls += 1;
         const c = await client.connect(name);
-        const state = c.kind === "state" ? c.state : "qr";
+        // a QR to scan means the session is gone (a person must pair it); otherwise Evolution reconnects with the
+        // stored session in the background: wait, bounded, for it to open
+        const wantsScan = c.kind === "qr" && Boolean(c.qr.code || c.qr.base64 || c.qr.pairingCode);
+        let state: string = c.kind === "state" ? c.state : wantsScan ? "qr" : "connecting";
+        const until = performance.now() + RECONNECT_WAIT_MS;
+        for (let pause = 200; !wantsScan && state !== "open" && performance.now() < until; pause *= 2) {
+          await new Promise((r) => setTimeout(r, Math.min(pause, 2000)));
+          calls++;
+          state = await client.connectionState(name).catch(() => state);
+        }
         const healed = state === "open";
         await recordAction(deps.sql, {
           ...audit,

@@ -350,8 +350,10 @@ function resultOf(l: Listed, silentMs: number | null): TenantResult {
       details: silentMs !== null ? { ...details, silentMinutes: Math.round(silentMs / 60_000) } : details,
     };
   }
+  // a logout is terminal, so Evolution writes it (the stored status is close); the stored reason alone is stale
+  // after a re-pairing, and a transient drop writes nothing
   const reason = l.listed.disconnectionReasonCode;
-  if (l.state === "close" && reason === 401) {
+  if (l.state === "close" && l.listed.state === "close" && reason === 401) {
     return {
       ...base,
       state: "degraded",
