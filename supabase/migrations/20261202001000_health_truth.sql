@@ -3,6 +3,8 @@
 
 -- why: the probing policy of health-check and the flap detection's tunables, changeable without a deploy.
 insert into maintenance.settings (key, default_value, description) values
+  ('health_check_concurrency', '32',
+   'Parallel Evolution calls per health-check run (connectionState reads and liveness probes; in-memory on Evolution)'),
   ('health_check_probe_budget', '1000',
    'Evolution calls per health-check run beyond the listings: connectionState and liveness probes together'),
   ('health_check_state_rotation', '"1 hour"',
@@ -34,23 +36,6 @@ alter table maintenance.tenant_health
 alter table maintenance.webhook_activity add column if not exists first_event_at timestamptz;
 alter table maintenance.webhook_activity alter column first_event_at set default now();
 
--- why: Nagios's flap detection (percent state change): the weighted share of changes between consecutive samples,
--- over a full window of `n` samples (a shorter history counts as steady before it, as Nagios fills it with the
--- first state), recent changes weighing more (0.8 for the oldest transition to 1.2 for the newest).
-create or replace function maintenance.flap_percent(samples jsonb, n integer default 21)
-returns numeric
-language sql immutable set search_path = '' as $$
-  select coalesce(round(100 * sum(
-      case when z.up is distinct from z.prev_up then 0.8 + 0.4 * ((n - z.cnt) + z.k - 1)::numeric / greatest(n - 2, 1)
-      else 0 end) / greatest(n - 1, 1), 1), 0)
-  from (
-    select (e ->> 1)::integer as up, lag((e ->> 1)::integer) over (order by ord) as prev_up,
-      (ord - 1)::integer as k, count(*) over () as cnt
-    from jsonb_array_elements(coalesce(samples, '[]'::jsonb)) with ordinality as t(e, ord)
-  ) z
-  where z.prev_up is not null;
-$$;
-
 -- why: the per-tenant bookkeeping of one health-check run, set-wise (replaces 20261129003001's). `results` adds to
 -- what it had: server_url, live_state / socket_state (set when connectionState / the probe ran in this run), and
 -- flags decided by the job (zombie_suspected). Here: frequent_disconnections from the logs, the flap detection
@@ -79,7 +64,7 @@ begin
   end if;
   select coalesce(array_agg(r ->> 'slug'), '{}') into slugs from jsonb_array_elements(results) r;
 
-  with input as (
+  with input as materialized (
     select (r ->> 'tenant_id')::uuid as tenant_id, r ->> 'slug' as slug, r ->> 'state' as state,
            r ->> 'issue_code' as issue_code, r ->> 'issue' as issue, r ->> 'severity' as severity,
            r ->> 'evolution_state' as evolution_state, coalesce(r -> 'details', '{}'::jsonb) as details,
@@ -87,7 +72,7 @@ begin
            coalesce(array(select jsonb_array_elements_text(r -> 'flags')), '{}') as job_flags
     from jsonb_array_elements(results) r
   ),
-  prev as (
+  prev as materialized (
     select h.tenant_id, h.state, h.issue_code, h.samples, h.flapping, h.last_checked_at
     from maintenance.tenant_health h where h.tenant_id in (select tenant_id from input)
   ),
@@ -100,10 +85,12 @@ begin
       and l.tenant_slug = any (slugs)
     group by l.tenant_slug
   ),
-  -- the connection.update events each tenant's receiver stored since its last check (at most one flap window)
-  events as (
-    select l.tenant_slug, (extract(epoch from l.created_at) * 1000)::bigint as t,
-      (coalesce(l.data ->> 'state', l.data #>> '{data,state}') = 'open')::integer as up
+  -- the connection.update events each tenant's receiver stored since its last check (at most one flap window),
+  -- gathered in one pass per run (materialized: a per-tenant lookup would scan api_logs once per tenant)
+  events as materialized (
+    select l.tenant_slug,
+      jsonb_agg(jsonb_build_array((extract(epoch from l.created_at) * 1000)::bigint,
+        (coalesce(l.data ->> 'state', l.data #>> '{data,state}') = 'open')::integer)) as evs
     from public.api_logs l
     join input i on i.slug = l.tenant_slug
     left join prev p on p.tenant_id = i.tenant_id
@@ -111,28 +98,46 @@ begin
       and l.created_at > greatest(coalesce(p.last_checked_at, checked_at - flap_window), checked_at - flap_window)
       and l.created_at <= checked_at
       and coalesce(l.data ->> 'state', l.data #>> '{data,state}') in ('open', 'connecting', 'close')
+    group by l.tenant_slug
   ),
+  -- every tenant's samples, set-wise: the carried ones, the new events, and this check where it observed a state
+  -- (Evolution unreachable observes nothing); the newest flap_samples are kept
+  points as (
+    select i.tenant_id, (e ->> 0)::bigint as t, (e ->> 1)::integer as up
+    from input i
+    left join prev p on p.tenant_id = i.tenant_id
+    left join events ev on ev.tenant_slug = i.slug
+    cross join lateral jsonb_array_elements(coalesce(p.samples, '[]'::jsonb) || coalesce(ev.evs, '[]'::jsonb) ||
+      case when i.evolution_state in ('open', 'close', 'connecting', 'missing')
+        then jsonb_build_array(jsonb_build_array((extract(epoch from checked_at) * 1000)::bigint,
+          (i.evolution_state = 'open')::integer))
+        else '[]'::jsonb end) e
+  ),
+  ranked as (
+    select pt.*, row_number() over (partition by pt.tenant_id order by pt.t desc) as newest,
+      least(count(*) over (partition by pt.tenant_id), n_samples) as cnt
+    from points pt
+  ),
+  windowed as (
+    select r.tenant_id, r.t, r.up, r.cnt, r.cnt - r.newest + 1 as ord,
+      lag(r.up) over (partition by r.tenant_id order by r.t) as prev_up
+    from ranked r where r.newest <= n_samples
+  ),
+  -- Nagios's percent state change: the weighted share of changes between consecutive samples over a full window
+  -- of n_samples (a shorter history counts as steady before it, as Nagios fills it with the first state), the
+  -- oldest transition weighing 0.8 and the newest 1.2
   sampled as (
-    select i.tenant_id, (
-      select coalesce(jsonb_agg(jsonb_build_array(y.t, y.up) order by y.t), '[]'::jsonb) from (
-        select x.t, x.up from (
-          select (e ->> 0)::bigint as t, (e ->> 1)::integer as up
-          from jsonb_array_elements(coalesce(p.samples, '[]'::jsonb)) e
-          union all
-          select ev.t, ev.up from events ev where ev.tenant_slug = i.slug
-          union all
-          -- this check, where it observed a state (Evolution unreachable observes nothing)
-          select (extract(epoch from checked_at) * 1000)::bigint, (i.evolution_state = 'open')::integer
-          where i.evolution_state in ('open', 'close', 'connecting', 'missing')
-        ) x order by x.t desc limit n_samples
-      ) y) as samples
-    from input i left join prev p on p.tenant_id = i.tenant_id
+    select w.tenant_id, jsonb_agg(jsonb_build_array(w.t, w.up) order by w.t) as samples,
+      coalesce(round(100 * sum(case when w.prev_up is not null and w.up <> w.prev_up
+        then 0.8 + 0.4 * ((n_samples - w.cnt) + w.ord - 2)::numeric / greatest(n_samples - 2, 1) else 0 end)
+        / greatest(n_samples - 1, 1), 1), 0) as percent
+    from windowed w group by w.tenant_id
   ),
   flap as (
-    select s.tenant_id, s.samples, maintenance.flap_percent(s.samples, n_samples) as percent,
-      case when coalesce(p.flapping, false) then maintenance.flap_percent(s.samples, n_samples) >= low
-           else maintenance.flap_percent(s.samples, n_samples) > high end as flapping
-    from sampled s left join prev p on p.tenant_id = s.tenant_id
+    select i.tenant_id, coalesce(s.samples, '[]'::jsonb) as samples, coalesce(s.percent, 0) as percent,
+      case when coalesce(p.flapping, false) then coalesce(s.percent, 0) >= low
+           else coalesce(s.percent, 0) > high end as flapping
+    from input i left join sampled s on s.tenant_id = i.tenant_id left join prev p on p.tenant_id = i.tenant_id
   ),
   activity as (
     select a.tenant_slug, a.last_event_at from maintenance.last_webhook_events(slugs) a
@@ -250,8 +255,6 @@ $$;
 revoke all on function maintenance.record_tenant_health(uuid, timestamptz, jsonb, boolean)
   from public, anon, authenticated;
 grant execute on function maintenance.record_tenant_health(uuid, timestamptz, jsonb, boolean) to service_role;
-revoke all on function maintenance.flap_percent(jsonb, integer) from public, anon, authenticated;
-grant execute on function maintenance.flap_percent(jsonb, integer) to service_role;
 
 -- why: the remediation budget counts health-check's own repairs (self-healing) like the operators' (replaces the
 -- list of 20261129004003; same signature, grants kept by create or replace).
