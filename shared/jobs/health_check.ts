@@ -432,6 +432,8 @@ export async function runHealthCheck(
         sent: delivery.sent,
         retrying: delivery.retrying,
         failed: delivery.failed,
+        lost: delivery.lost,
+        remaining: delivery.remaining,
         errors: delivery.errors.slice(0, 20),
       },
       ...(databaseRecoveredNow ? { databaseRecovered: true } : {}),
