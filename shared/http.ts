@@ -9,7 +9,7 @@ import { z } from "zod";
 import { verifyCredentials } from "@supabase/server/core";
 import { AppError, UnauthorizedError, ValidationError } from "./errors.ts";
 import type { KeySet } from "./config.ts";
-import { inspectJson, printable, textProblem } from "./strict_json.ts";
+import { inspectJson, type JsonProblem, printable, textProblem } from "./strict_json.ts";
 
 /** Largest request body any function reads (bytes). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -174,31 +174,45 @@ export function describeIssues(error: z.ZodError, what = "request body"): Valida
  * type, 400 for invalid JSON or a schema failure (the message names each field).
  */
 export async function readJson<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
+  return parseJsonBody(await readJsonText(c), schema);
+}
+
+/**
+ * The body as text, for {@link parseJsonBody}: "" when empty; 413 over {@link MAX_BODY_BYTES}, 415 for a non-JSON
+ * content type, 400 when it is not UTF-8.
+ */
+export async function readJsonText(c: Context): Promise<string> {
   const declared = Number(c.req.header("content-length") ?? "0");
   if (declared > MAX_BODY_BYTES) throw tooLarge(declared);
   const text = await readLimited(c.req.raw);
+  if (text.trim() === "") return "";
+  const type = c.req.header("content-type") ?? "";
+  if (!/^application\/([a-z0-9.+-]*\+)?json\b/i.test(type)) {
+    throw new AppError(
+      "unsupported_media_type",
+      415,
+      `Cannot read the request body as its content type is '${type || "(none)"}': send application/json`,
+    );
+  }
+  return text;
+}
+
+/** The error for a body {@link inspectJson} refused: 400 `invalid_json`, naming the field for a stored-text problem. */
+export function jsonProblemError(p: JsonProblem): ValidationError {
+  return p.code === "syntax"
+    ? new ValidationError(p.message.replace(/^Invalid JSON/, "Invalid JSON in request body"), { code: "invalid_json" })
+    : new ValidationError(`Invalid request body: ${p.message}`, {
+      code: "invalid_json",
+      details: [{ field: p.path, problem: p.code, message: p.message }],
+    });
+}
+
+/** Checks ({@link inspectJson}) and validates a body read by {@link readJsonText}; an empty body is `{}`. */
+export function parseJsonBody<T extends z.ZodType>(text: string, schema: T): z.infer<T> {
   let value: unknown = {};
-  if (text.trim() !== "") {
-    const type = c.req.header("content-type") ?? "";
-    if (!/^application\/([a-z0-9.+-]*\+)?json\b/i.test(type)) {
-      throw new AppError(
-        "unsupported_media_type",
-        415,
-        `Cannot read the request body as its content type is '${type || "(none)"}': send application/json`,
-      );
-    }
+  if (text !== "") {
     const inspected = inspectJson(text);
-    if (!inspected.ok) {
-      const p = inspected.problem;
-      throw p.code === "syntax"
-        ? new ValidationError(p.message.replace(/^Invalid JSON/, "Invalid JSON in request body"), {
-          code: "invalid_json",
-        })
-        : new ValidationError(`Invalid request body: ${p.message}`, {
-          code: "invalid_json",
-          details: [{ field: p.path, problem: p.code, message: p.message }],
-        });
-    }
+    if (!inspected.ok) throw jsonProblemError(inspected.problem);
     value = inspected.value;
   }
   const parsed = schema.safeParse(value);
