@@ -439,8 +439,14 @@ async function applyFixes(deps: Deps, violations: Violation[], options: { actor:
     const applied: NonNullable<Violation["applied"]> = v.applied = [];
     const operationId = crypto.randomUUID();
     const lease = { slug: v.tenant ?? `instance:${v.instance}`, action: "isolation-fix", actor, operationId };
-    const attempt = await tryTenantLease(deps.sql, lease, async () => {
+    const attempt = await tryTenantLease(deps.sql, lease, async (held) => {
       for (const step of v.fix) {
+        try {
+          await held.confirm(); // the lease is still this fix's (renewed): else stop before the step
+        } catch (error) {
+          applied.push({ step: describeStep(step), result: "skipped", error: `not started: ${describeError(error)}` });
+          break;
+        }
         const outcome = await applyStep(deps, step, { actor, operationId, kind: v.kind });
         applied.push({ step: describeStep(step), ...outcome });
         if (outcome.result === "failed") break;

@@ -67,112 +67,117 @@ export async function resetTenant(
   const { sql, config } = deps;
   await loadTenant(sql, slug); // 404 before any lease
   const op = new Operation(sql, { action: "reset", actor: options.actor, tenant: slug, dryRun: !options.apply });
-  return await withTenantLease(sql, { slug, action: "reset", actor: options.actor, operationId: op.id }, async () => {
-    const tenant = await loadTenant(sql, slug); // as it is now that no other operation can change it
-    const evolution = await clientFor(deps, tenant);
-    const name = instanceName(slug, config.instancePrefix);
-    let state: string | null = null;
-    try {
-      state = await evolution.connectionState(name);
-    } catch (error) {
-      if (!isEvolutionError(error, "not_found")) {
-        // Cannot even see the instance: do nothing rather than half a reset.
-        const message = `Cannot read instance '${name}': ${describeError(error)}`;
-        await op.record("inspect", "failed", { error: message });
+  return await withTenantLease(
+    sql,
+    { slug, action: "reset", actor: options.actor, operationId: op.id },
+    async (held) => {
+      op.hold(held); // every step first confirms the lease is still this reset's
+      const tenant = await loadTenant(sql, slug); // as it is now that no other operation can change it
+      const evolution = await clientFor(deps, tenant);
+      const name = instanceName(slug, config.instancePrefix);
+      let state: string | null = null;
+      try {
+        state = await evolution.connectionState(name);
+      } catch (error) {
+        if (!isEvolutionError(error, "not_found")) {
+          // Cannot even see the instance: do nothing rather than half a reset.
+          const message = `Cannot read instance '${name}': ${describeError(error)}`;
+          await op.record("inspect", "failed", { error: message });
+          return {
+            action: "reset",
+            tenant: slug,
+            operationId: op.id,
+            dryRun: !options.apply,
+            ok: false,
+            result: "failed",
+            failedStep: "inspect",
+            error: message,
+            before: { instance: null, config: tenant.integration?.config ?? null },
+            after: null,
+            integration: null,
+            plan: [],
+            steps: op.steps,
+          };
+        }
+      }
+      const before = {
+        instance: state ? { name, state } : null,
+        config: tenant.integration?.config ?? null,
+      };
+      const rowBefore: IntegrationRow | null = tenant.integration
+        ? { isActive: tenant.integration.isActive, config: tenant.integration.config }
+        : null;
+      const planned: IntegrationRow = {
+        isActive: rowBefore?.isActive ?? true,
+        config: expectedConfig(config, slug, rowBefore?.config ?? {}),
+      };
+      const integration = { before: rowBefore, after: planned, written: false };
+      const plan = [
+        ...(state === "open" || state === "connecting" ? [`logout '${name}'`] : []),
+        ...(state ? [`delete instance '${name}'`] : []),
+        `create instance '${name}' with the tenant's webhook URL and token (v2: a header; v1.8: in the URL)`,
+        rowBefore
+          ? `update the integration row: config ${JSON.stringify(planned.config)} (instance_name, webhook_url ` +
+            `rewritten, every other key kept), is_active stays ${planned.isActive}`
+          : `insert the integration row: config ${JSON.stringify(planned.config)}, is_active true`,
+      ];
+      const base = {
+        action: "reset" as const,
+        tenant: slug,
+        operationId: op.id,
+        dryRun: !options.apply,
+        before,
+        integration,
+        plan,
+      };
+      if (!options.apply) {
+        await op.record("plan", "planned", { before: { ...before, integration: rowBefore }, after: { plan, planned } });
+        return { ...base, ok: true, result: "planned", after: null, steps: op.steps };
+      }
+
+      try {
+        if (state === "open" || state === "connecting") {
+          // a dead socket refuses the logout: restart the instance, then log out again (lifecycle.ts)
+          await op.run("logout", () => logoutInstance(evolution, name), { before: { state }, after: (v) => v });
+        }
+        if (state) {
+          await op.run("delete_instance", async () => {
+            const r = await deleteInstance(evolution, name, { recreate: true });
+            return { ...r, ...(await awaitNameFree(evolution, name)) };
+          }, { before: { instance: name, state }, after: (v) => v });
+        }
+        const created = await op.run("create_instance", () => createWhenFree(evolution, slug, name), {
+          after: (c) => ({ instance: c.name, state: c.state, waitedMs: c.waitedMs }),
+        });
+        const written = await op.run("replace_config", () => writeRow(deps, { tenantId: tenant.id, slug }), {
+          before: rowBefore,
+          after: (row) => row,
+        });
         return {
-          action: "reset",
-          tenant: slug,
-          operationId: op.id,
-          dryRun: !options.apply,
+          ...base,
+          ok: true,
+          result: "ok",
+          after: { instance: { name: created.name, state: created.state }, config: written.config },
+          integration: { before: rowBefore, after: written, written: true },
+          steps: op.steps,
+        };
+      } catch (error) {
+        if (!(error instanceof StepFailed)) throw error;
+        return {
+          ...base,
           ok: false,
           result: "failed",
-          failedStep: "inspect",
-          error: message,
-          before: { instance: null, config: tenant.integration?.config ?? null },
+          failedStep: error.step,
+          error: describeError(error.cause),
+          ...(error.cause instanceof SocketStillDead || isEvolutionError(error.cause, "socket_closed")
+            ? { advice: DEAD_SOCKET_ADVICE }
+            : {}),
           after: null,
-          integration: null,
-          plan: [],
           steps: op.steps,
         };
       }
-    }
-    const before = {
-      instance: state ? { name, state } : null,
-      config: tenant.integration?.config ?? null,
-    };
-    const rowBefore: IntegrationRow | null = tenant.integration
-      ? { isActive: tenant.integration.isActive, config: tenant.integration.config }
-      : null;
-    const planned: IntegrationRow = {
-      isActive: rowBefore?.isActive ?? true,
-      config: expectedConfig(config, slug, rowBefore?.config ?? {}),
-    };
-    const integration = { before: rowBefore, after: planned, written: false };
-    const plan = [
-      ...(state === "open" || state === "connecting" ? [`logout '${name}'`] : []),
-      ...(state ? [`delete instance '${name}'`] : []),
-      `create instance '${name}' with the tenant's webhook URL and token (v2: a header; v1.8: in the URL)`,
-      rowBefore
-        ? `update the integration row: config ${JSON.stringify(planned.config)} (instance_name, webhook_url ` +
-          `rewritten, every other key kept), is_active stays ${planned.isActive}`
-        : `insert the integration row: config ${JSON.stringify(planned.config)}, is_active true`,
-    ];
-    const base = {
-      action: "reset" as const,
-      tenant: slug,
-      operationId: op.id,
-      dryRun: !options.apply,
-      before,
-      integration,
-      plan,
-    };
-    if (!options.apply) {
-      await op.record("plan", "planned", { before: { ...before, integration: rowBefore }, after: { plan, planned } });
-      return { ...base, ok: true, result: "planned", after: null, steps: op.steps };
-    }
-
-    try {
-      if (state === "open" || state === "connecting") {
-        // a dead socket refuses the logout: restart the instance, then log out again (lifecycle.ts)
-        await op.run("logout", () => logoutInstance(evolution, name), { before: { state }, after: (v) => v });
-      }
-      if (state) {
-        await op.run("delete_instance", async () => {
-          const r = await deleteInstance(evolution, name, { recreate: true });
-          return { ...r, ...(await awaitNameFree(evolution, name)) };
-        }, { before: { instance: name, state }, after: (v) => v });
-      }
-      const created = await op.run("create_instance", () => createWhenFree(evolution, slug, name), {
-        after: (c) => ({ instance: c.name, state: c.state, waitedMs: c.waitedMs }),
-      });
-      const written = await op.run("replace_config", () => writeRow(deps, { tenantId: tenant.id, slug }), {
-        before: rowBefore,
-        after: (row) => row,
-      });
-      return {
-        ...base,
-        ok: true,
-        result: "ok",
-        after: { instance: { name: created.name, state: created.state }, config: written.config },
-        integration: { before: rowBefore, after: written, written: true },
-        steps: op.steps,
-      };
-    } catch (error) {
-      if (!(error instanceof StepFailed)) throw error;
-      return {
-        ...base,
-        ok: false,
-        result: "failed",
-        failedStep: error.step,
-        error: describeError(error.cause),
-        ...(error.cause instanceof SocketStillDead || isEvolutionError(error.cause, "socket_closed")
-          ? { advice: DEAD_SOCKET_ADVICE }
-          : {}),
-        after: null,
-        steps: op.steps,
-      };
-    }
-  });
+    },
+  );
 }
 
 /**
