@@ -88,7 +88,8 @@ export async function fixTenant(
   return await withTenantLease(
     deps.sql,
     { slug, action: "fix", actor: options.actor, operationId: op.id },
-    async () => {
+    async (held) => {
+      op.hold(held);
       const diagnosis = await diagnose(deps, slug, { tenant });
       const problems = new Set(diagnosis.problems);
       const plan: FixStep[] = [];
@@ -248,7 +249,8 @@ export async function reconnectTenant(deps: Deps, slug: Slug, options: { actor: 
   return await withTenantLease(
     deps.sql,
     { slug, action: "reconnect", actor: options.actor, operationId: op.id },
-    async () => {
+    async (held) => {
+      op.hold(held);
       const budget = await remediationBudget(deps, slug);
       if (budget.remaining <= 0) {
         const message =

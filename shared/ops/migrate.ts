@@ -23,7 +23,7 @@ import { describeError, isEvolutionError } from "../evolution/errors.ts";
 import { webhookCheck } from "../evolution/webhook_check.ts";
 import { withTenantLease } from "../tenant_lease.ts";
 import { connectSummary } from "./fix.ts";
-import { Operation, type OperationResult, StepFailed, type StepReport } from "./operation.ts";
+import { isLeaseLost, Operation, type OperationResult, StepFailed, type StepReport } from "./operation.ts";
 import { clientFor, type IntegrationConfig, loadTenant } from "./tenants.ts";
 import { awaitNameFree, createWhenFree, deleteInstance } from "../evolution/lifecycle.ts";
 
@@ -112,7 +112,10 @@ export async function migrateTenant(
     leaveOldIfUnreachable: options.leaveOldIfUnreachable === true,
   };
   const lease = { slug, action: "migrate", actor: options.actor, operationId: m.op.id };
-  return await withTenantLease(sql, lease, () => runMigration(m, { tenantId: tenant.id, apply: options.apply }));
+  return await withTenantLease(sql, lease, (held) => {
+    m.op.hold(held); // every step first confirms the lease is still this migration's
+    return runMigration(m, { tenantId: tenant.id, apply: options.apply });
+  });
 }
 
 /** The steps under the tenant's lease: backup, check, then (apply) create, verify, save, retire; else roll back. */
@@ -294,6 +297,9 @@ async function rolledBack(
   const { error } = options;
   const failedStep = error instanceof StepFailed ? error.step : "unknown";
   const message = describeError(error instanceof StepFailed ? error.cause : error);
+  if (error instanceof StepFailed && isLeaseLost(error.cause)) {
+    return await stoppedOnLostLease(m, progress, { base: options.base, error });
+  }
   const { steps: rollback, complete } = await rollBack(m, progress);
   const [now] = await m.deps.sql<{ config: IntegrationConfig }[]>`
     select config from public.tenant_integrations where id = ${progress.rowId}`;
@@ -307,6 +313,44 @@ async function rolledBack(
     after: { config: now?.config ?? null, oldInstanceState: oldNow, newInstanceState: null },
     steps: m.op.steps,
     rollback,
+  };
+}
+
+/**
+ * The lease was lost before a step (another operation holds the tenant now): the migration stops there, and does
+ * not roll back either, as undoing could undo what the new holder does. The answer says what was done and is left.
+ */
+async function stoppedOnLostLease(
+  m: Migration,
+  progress: Progress,
+  options: { base: ResponseBase; error: StepFailed },
+): Promise<MigrateResponse> {
+  const done = [
+    ...(progress.created ? [`'${m.name}' was created on ${m.to}`] : []),
+    ...(progress.configSaved ? [`the config points at ${m.to} (its key in Vault)`] : []),
+    ...(progress.retireAttempted ? [`retiring '${m.name}' on ${m.oldClient.baseUrl} was attempted`] : []),
+  ];
+  await m.op.record("rollback", "skipped", {
+    error: `not rolled back: ${describeError(options.error.cause)}`,
+    after: { done },
+  });
+  const [now] = await m.deps.sql<{ config: IntegrationConfig }[]>`
+    select config from public.tenant_integrations where id = ${progress.rowId}`;
+  const error = `Stopped before step '${options.error.step}': ${describeError(options.error.cause)}. ${
+    done.length
+      ? `Not rolled back, as another operation may hold the tenant now: ${done.join("; ")}. Check the tenant ` +
+        `(diagnose) and finish or undo the migration by hand`
+      : "Nothing had been changed"
+  }`;
+  return {
+    ...options.base,
+    ok: false,
+    result: done.length ? "needs_human" : "failed",
+    failedStep: options.error.step,
+    error,
+    after: { config: now?.config ?? null, oldInstanceState: null, newInstanceState: null },
+    steps: m.op.steps,
+    rollback: [],
   };
 }
 
