@@ -24,7 +24,10 @@ import { type AlertCandidate, evaluateAlerts, type PlatformAlertKind } from "../
 import { deadManCheck } from "./deadman.ts";
 import type { Carry, JobDefinition, JobOutcome, JobStatus, Trigger } from "./runner.ts";
 
-/** Input accepted by `health-check`: optionally only some tenants (then alerts of other tenants are left as they are). */
+/**
+ * Input accepted by `health-check`: optionally only some tenants. Then alerts of other tenants are left as they are,
+ * and no platform alert is raised, resolved or notified (a few tenants say nothing about the platform).
+ */
 export const HealthCheckInput = z.object({
   tenants: z.array(Slug).min(1).max(5000).optional(),
 });
@@ -366,7 +369,8 @@ export async function runHealthCheck(
   const databaseRecoveredNow = fullRun && await databaseRecovered(deps, ctx.carry).catch(() => false);
   const candidates: AlertCandidate[] = [...deadman.candidates];
   const platformKinds: PlatformAlertKind[] = ["evolution_down", "missed_run"];
-  const configuredKinds: PlatformAlertKind[] = ["evolution_down", "missed_run", "mass_disconnect"];
+  // the checks every full run makes; supabase_down joins them only while SUPABASE_URL is set
+  const configuredKinds: PlatformAlertKind[] = ["evolution_down", "database_down", "missed_run", "mass_disconnect"];
   if (evolutionDown) {
     candidates.push({
       fingerprint: "evolution_down",
@@ -471,7 +475,7 @@ export const healthCheck: JobDefinition<typeof HealthCheckInput> = {
     const t = r.tenants as any, s = r.services as any, a = r.alerts as any, calls = r.evolutionCalls as any;
     if (!t) return "";
     return `${t.checked} tenant(s): ${t.healthy} healthy, ${t.degraded} degraded, ${t.unhealthy} unhealthy; ` +
-      `Evolution ${s?.evolution_api?.status ?? "?"}; ${Array.isArray(a?.firing) ? a.firing.length : 0} alert(s) ` +
+      `Evolution ${s?.evolution_api?.status ?? "?"}; ${typeof a?.firing === "number" ? a.firing : 0} alert(s) ` +
       `firing; ${calls?.fetchInstances ?? 0} fetchInstances call`;
   },
   leaseSeconds: 240,

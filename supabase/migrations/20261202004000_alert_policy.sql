@@ -1,4 +1,4 @@
--- Alert policy (issue 15), append-only after 20261202000100: thresholds before a tenant alert fires or resolves,
+-- Alert policy (issue 15), after 20261202001000 (health truth) and 20261202003000 (outbox lease): thresholds before a tenant alert fires or resolves,
 -- one flapping alert instead of a storm, mass disconnects per Evolution server over a sliding window, scoped runs
 -- that leave platform alerts alone, and platform alerts that resolve when their check is no longer configured.
 -- Runs on a database that already has every object: columns `if not exists`, settings upserted, the function
@@ -21,21 +21,22 @@ insert into maintenance.settings (key, default_value, description) values
    || '2: a tenant that is back for one run and down again stays one alert (no RESOLVED then FIRING); its RESOLVED '
    || 'comes 5 to 10 min after it is back'),
   ('platform_incident_window', '"15 minutes"',
-   'Sliding window of the mass_disconnect rule: a server''s tenants that went down within it (or are down now) count '
-   || 'together. 15 min = the last three 5-minute checks (and the one 15 min ago): an outage rolling through a server '
+   'Sliding window of the mass_disconnect rule: a server''s tenants that went down within it (still down or already '
+   || 'back) count together. 15 min = the last three 5-minute checks (and the one 15 min ago): an outage rolling through a server '
    || 'a few tenants per run adds up to one incident before those tenants'' own alerts would fire, while unrelated '
    || 'failures hours apart never do'),
   ('platform_incident_share', '0.5',
-   'More than this share of one Evolution server''s tenants down or gone down within platform_incident_window is one '
+   'More than this share of one Evolution server''s tenants gone down within platform_incident_window is one '
    || 'mass_disconnect incident for that server'),
   ('platform_incident_min_tenants', '5',
-   'A mass_disconnect needs at least this many of the server''s tenants down or gone down within the window (a '
+   'A mass_disconnect needs at least this many of the server''s tenants gone down within the window (a '
    || 'server with 3 tenants, 2 of them down, is two tenant problems, not a platform incident)')
 on conflict (key) do update set default_value = excluded.default_value, description = excluded.description;
 
--- why: the interface with the tenant-state detection (health-check's record_tenant_health), with the definitions it
--- uses, so this migration runs on its own: the server a tenant's instance is on (null = EVOLUTION_API_URL), and
--- whether it flaps (Nagios-style percent state change, with hysteresis).
+-- why: the interface with the tenant-state detection (record_tenant_health, 20261202001000, which adds and fills
+-- these columns; repeated here `if not exists` so the rules below never depend on the order of unrelated
+-- migrations): the server a tenant's instance is on (null = EVOLUTION_API_URL), and whether it flaps (Nagios-style
+-- percent state change, with hysteresis).
 alter table maintenance.tenant_health add column if not exists server_url text;
 alter table maintenance.tenant_health add column if not exists flapping boolean not null default false;
 alter table maintenance.tenant_health add column if not exists flap_percent numeric;
@@ -64,6 +65,11 @@ from maintenance.tenant_health h
 where h.issue_code is distinct from 'evolution_unreachable'
 on conflict (tenant_id) do nothing;
 
+-- why: the rules look up an alert's latest resolution by fingerprint (a server's last incident, a tenant's last
+-- flapping alert); alerts_one_firing_idx covers only the firing ones.
+create index if not exists alerts_fingerprint_resolved_idx on maintenance.alerts (fingerprint, resolved_at)
+  where status = 'resolved';
+
 -- why: a firing tenant alert resolves only after alert_success_threshold checks of its tenant in a row without its
 -- condition; this counts them (back to 0 whenever the condition is seen again).
 alter table maintenance.alerts add column if not exists clear_checks integer not null default 0;
@@ -86,10 +92,12 @@ comment on column maintenance.alerts.clear_checks is
 --     fires, none resolves, and those already firing are inhibited by flapping:<slug> (Nagios suppresses problem
 --     and recovery notifications while a host flaps and sends one flapping start and one stop);
 --   * mass_disconnect (default server) or mass_disconnect:<server_url>: more than platform_incident_share, and at
---     least platform_incident_min_tenants, of a server's tenants down now or gone down within the window (since its
---     previous incident resolved); it inhibits the tenant alerts of the tenants it explains, and resolves when the
---     outage has stopped spreading (none of the server's tenants went down in this run) and at most the share of
---     the tenants it explains are still down, or when the window no longer holds enough;
+--     least platform_incident_min_tenants, of a server's tenants seen in the run went down within the window (still
+--     down or already back; since its previous incident resolved); it inhibits the tenant alerts of the tenants it
+--     explains (every one that went down while it fired), and stays while the outage still spreads (a tenant went
+--     down in this run and the window holds) or most of the tenants it explains are still down;
+--   * frequent_disconnections of a tenant whose flapping alert fired within flap_window is held: its closes are
+--     the flap's, already told;
 --   * a scoped run (fullRun false) evaluates its tenants' own alerts only: no platform alert is raised, resolved
 --     or notified by it.
 -- Notifications (firing, reminder after repeat_interval, resolved if the firing was sent) go to the outbox.
@@ -123,6 +131,7 @@ declare
     (maintenance.setting('alert_success_threshold') #>> '{}')::integer));
   incident_window interval := coalesce((options ->> 'incidentWindow')::interval,
     (maintenance.setting('platform_incident_window') #>> '{}')::interval);
+  flap_window interval := (maintenance.setting('flap_window') #>> '{}')::interval;
   all_candidates jsonb := '[]'::jsonb;
   resolved_ids bigint[] := '{}';
   fired text[];
@@ -154,7 +163,8 @@ begin
                           else s.went_down_at end,
       last_run_id = excluded.last_run_id,
       updated_at = excluded.updated_at
-    where s.last_run_id is distinct from excluded.last_run_id;
+    -- once per run; a healthy tenant that was healthy is left alone (no write per tenant per run)
+    where s.last_run_id is distinct from excluded.last_run_id and (excluded.bad_checks > 0 or s.bad_checks > 0);
 
     -- tenant conditions seen now: the primary issue and the flags of each tenant checked in this run, and
     -- `flapping`. `eligible`: may fire now (the failure threshold is met, the tenant does not flap); a condition
@@ -182,7 +192,13 @@ begin
                  coalesce(format(' (%s%% state change)', round(h.flap_percent)), '')))
              else '{}'::jsonb end,
         'eligible', case when k.kind = 'flapping' then true
-                      else not h.flapping and coalesce(s.bad_checks, 0) >= failure_threshold end))
+                      when h.flapping or coalesce(s.bad_checks, 0) < failure_threshold then false
+                      -- the closes frequent_disconnections counts (over flap_window) are those of a flap already
+                      -- told by its flapping alert: held until they have aged out of the window
+                      when k.kind = 'frequent_disconnections' and exists (
+                        select 1 from maintenance.alerts f where f.fingerprint = 'flapping:' || h.tenant_slug
+                          and (f.status = 'firing' or f.resolved_at > evaluated_at - flap_window)) then false
+                      else true end))
       from maintenance.tenant_health h
       left join maintenance.tenant_alert_streaks s on s.tenant_id = h.tenant_id
       cross join lateral (
@@ -198,76 +214,102 @@ begin
     ), '[]'::jsonb);
 
     if mass_detection then
-      -- mass disconnects, per Evolution server, over the sliding window
+      -- mass disconnects, per Evolution server, over the sliding window. A server's population: its tenants seen in
+      -- this run (not those whose server could not be listed, nor those without an instance to judge). Counted
+      -- against it: those whose bad streak began within the window (still down or already back: an outage rolling
+      -- through a server a few tenants per run adds up), and after that server's last incident ended (what an
+      -- incident explained never raises it again). A tenant down for days did not go down now: it never counts.
       all_candidates := all_candidates || coalesce((
-        with pop as (
-          select coalesce(h.server_url, '') as server, h.tenant_id,
-            (h.state <> 'healthy' and h.issue_code is distinct from 'evolution_unreachable') as down_now,
-            s.went_down_at
+        with pop as materialized (
+          select coalesce(h.server_url, '') as server, h.tenant_id, h.state <> 'healthy' as down_now, s.went_down_at
           from maintenance.tenant_health h
           left join maintenance.tenant_alert_streaks s on s.tenant_id = h.tenant_id
-          where h.last_run_id = run_id and (h.evolution_state is not null or h.state <> 'healthy')
+          where h.last_run_id = run_id and h.issue_code is distinct from 'evolution_unreachable'
+            and (h.evolution_state is not null or h.state <> 'healthy')
         ),
-        servers as (
-          select p.server, case when p.server = '' then 'mass_disconnect' else 'mass_disconnect:' || p.server end as fp,
-            count(*) as checked
-          from pop p group by p.server
-        ),
-        ctx as (
-          select sv.*, f.summary as firing_summary, f.details as firing_details,
-            coalesce(array(select (jsonb_array_elements_text(f.details -> 'tenantIds'))::uuid), '{}') as firing_ids,
+        -- each server once: its population, its incident firing now, when its last one ended
+        known as materialized (
+          select sv.server, sv.fp, sv.checked, f.id as firing_id, f.summary as firing_summary,
+            case when jsonb_typeof(f.details -> 'tenantIds') = 'array' then f.details -> 'tenantIds' else '[]' end
+              as firing_ids,
             (select max(r.resolved_at) from maintenance.alerts r where r.fingerprint = sv.fp and r.status = 'resolved')
               as last_resolved_at
-          from servers sv
+          from (
+            select p.server, case when p.server = '' then 'mass_disconnect' else 'mass_disconnect:' || p.server end
+              as fp, count(*) as checked
+            from pop p group by p.server
+          ) sv
           left join maintenance.alerts f on f.fingerprint = sv.fp and f.status = 'firing'
         ),
-        measured as (
-          select c.server, c.fp, c.checked, c.firing_summary, c.firing_details, c.firing_ids,
-            coalesce(array_agg(p.tenant_id) filter (where p.down_now or (p.went_down_at >= evaluated_at - incident_window
-              and (c.last_resolved_at is null or p.went_down_at > c.last_resolved_at))), '{}') as affected,
-            count(*) filter (where p.went_down_at = evaluated_at and p.down_now) as went_now,
-            array(select p2.tenant_id from pop p2 where p2.server = c.server and p2.down_now) as down_ids
-          from ctx c join pop p on p.server = c.server
-          group by c.server, c.fp, c.checked, c.firing_summary, c.firing_details, c.firing_ids, c.last_resolved_at
+        measured as materialized (
+          select p.server,
+            coalesce(array_agg(p.tenant_id) filter (where p.went_down_at >= evaluated_at - incident_window
+              and (k.last_resolved_at is null or p.went_down_at > k.last_resolved_at)), '{}') as recent,
+            count(*) filter (where p.down_now and p.went_down_at = evaluated_at) as went_now
+          from pop p join known k on k.server = p.server
+          group by p.server
+        ),
+        -- the tenants each incident explains: those it already did, and those that went down since
+        explained as materialized (
+          select e.server, coalesce(array_agg(e.tenant_id), '{}') as explained,
+            count(*) filter (where p.down_now) as still_down
+          from (
+            select k.server, (t)::uuid as tenant_id from known k cross join jsonb_array_elements_text(k.firing_ids) t
+            union
+            select m.server, t from measured m cross join unnest(m.recent) t
+          ) e
+          left join pop p on p.tenant_id = e.tenant_id and p.server = e.server
+          group by e.server
         ),
         judged as (
-          select m.*,
-            (select coalesce(array_agg(distinct t), '{}') from unnest(m.firing_ids || m.affected) t) as explained,
-            cardinality(m.affected) >= min_tenants and cardinality(m.affected) > share * m.checked as holds
-          from measured m
+          select k.*, m.recent, m.went_now, coalesce(e.explained, '{}') as explained,
+            coalesce(e.still_down, 0) as still_down,
+            cardinality(m.recent) >= min_tenants and cardinality(m.recent) > share * k.checked as holds
+          from known k join measured m on m.server = k.server left join explained e on e.server = k.server
         )
         select jsonb_agg(jsonb_build_object(
           'fingerprint', j.fp, 'kind', 'mass_disconnect', 'scope', 'platform', 'severity', 'critical', 'eligible', true,
           'summary', coalesce(j.firing_summary, format('%s of %s WhatsApp tenants%s went down within %s',
-            cardinality(j.affected), j.checked, case when j.server = '' then '' else ' on ' || j.server end,
+            cardinality(j.recent), j.checked, case when j.server = '' then '' else ' on ' || j.server end,
             round(extract(epoch from incident_window) / 60) || ' min')),
           'labels', jsonb_strip_nulls(jsonb_build_object('server', nullif(j.server, ''))),
           'details', jsonb_build_object(
             'text', format('A platform incident%s (Evolution restart, WhatsApp outage, network): the per-tenant '
               || 'alerts it explains are silenced.', case when j.server = '' then '' else ' on ' || j.server end),
             'server', nullif(j.server, ''), 'window', incident_window::text,
-            'wentDown', cardinality(j.affected), 'checked', j.checked,
-            'stillDown', (select count(*) from unnest(j.explained) t where t = any (j.down_ids)),
+            'wentDown', cardinality(j.recent), 'checked', j.checked, 'stillDown', j.still_down,
             'tenantIds', to_jsonb(j.explained))))
         from judged j
-        -- fires when it holds; a firing one stays until the outage stops spreading and most of it is back
-        where j.holds and not (j.firing_details is not null and j.went_now = 0
-          and (select count(*) from unnest(j.explained) t where t = any (j.down_ids)) <= share * cardinality(j.explained))
+        -- a new incident when the window holds enough; one in progress stays while the outage still spreads (a
+        -- tenant went down in this run and the window holds) or most of the tenants it explains are still down
+        where (j.firing_id is null and j.holds)
+           or (j.firing_id is not null and ((j.went_now > 0 and j.holds)
+             or (j.still_down >= min_tenants and j.still_down > share * cardinality(j.explained))))
       ), '[]'::jsonb);
       platform_kinds := platform_kinds || array['mass_disconnect'];
     end if;
   end if;
 
+  -- the candidates as a table: the steps below look them up by fingerprint (thousands of them in an incident)
+  create temp table if not exists alert_candidates (
+    fingerprint text primary key, kind text, scope text, tenant_id uuid, tenant_slug text, severity text,
+    summary text, labels jsonb, details jsonb, eligible boolean
+  ) on commit drop;
+  truncate pg_temp.alert_candidates;
+  insert into pg_temp.alert_candidates
+  select x ->> 'fingerprint', x ->> 'kind',
+    coalesce(x ->> 'scope', case when x ? 'tenant_id' then 'tenant' else 'platform' end),
+    (x ->> 'tenant_id')::uuid, x ->> 'tenant_slug', x ->> 'severity', x ->> 'summary',
+    coalesce(x -> 'labels', '{}'::jsonb), coalesce(x -> 'details', '{}'::jsonb),
+    coalesce((x ->> 'eligible')::boolean, true)
+  from jsonb_array_elements(all_candidates) x
+  on conflict (fingerprint) do nothing;
+  analyze pg_temp.alert_candidates;
+
   -- 1. what fires now: new alerts for eligible conditions; a firing alert whose condition is seen (eligible or held
   -- back) is kept firing and its clear count restarts
   with c as (
-    select x ->> 'fingerprint' as fingerprint, x ->> 'kind' as kind,
-           coalesce(x ->> 'scope', case when x ? 'tenant_id' then 'tenant' else 'platform' end) as scope,
-           (x ->> 'tenant_id')::uuid as tenant_id, x ->> 'tenant_slug' as tenant_slug,
-           x ->> 'severity' as severity, x ->> 'summary' as summary,
-           coalesce(x -> 'labels', '{}'::jsonb) as labels, coalesce(x -> 'details', '{}'::jsonb) as details,
-           coalesce((x ->> 'eligible')::boolean, true) as eligible
-    from jsonb_array_elements(all_candidates) x
+    select * from pg_temp.alert_candidates
   ), ins as (
     insert into maintenance.alerts as a (fingerprint, kind, scope, tenant_id, tenant_slug, status, severity, summary,
       labels, details, started_at, last_seen_at, last_run_id)
@@ -289,6 +331,10 @@ begin
       select 1 from maintenance.alerts a where a.status = 'firing' and a.fingerprint = c.fingerprint))
     into fired, pending
   from ins;
+  -- an incident can add thousands of firing alerts at once: plan the steps below on what the table now holds
+  if cardinality(fired) > 500 then
+    analyze maintenance.alerts;
+  end if;
 
   -- 2. a firing tenant alert of a tenant seen in this run, whose condition is not: one more clear check
   if tenants_evaluated then
@@ -296,7 +342,7 @@ begin
     from maintenance.tenant_health h
     where a.status = 'firing' and a.scope = 'tenant' and h.tenant_id = a.tenant_id and h.last_run_id = run_id
       and h.issue_code is distinct from 'evolution_unreachable' and a.last_run_id is distinct from run_id
-      and not exists (select 1 from jsonb_array_elements(all_candidates) x where x ->> 'fingerprint' = a.fingerprint);
+      and not exists (select 1 from pg_temp.alert_candidates x where x.fingerprint = a.fingerprint);
   end if;
 
   -- 3. resolve what no longer fires, within the scope evaluated now
@@ -310,39 +356,52 @@ begin
           then 'check no longer configured'
         else null end
     where a.status = 'firing'
-      and not exists (select 1 from jsonb_array_elements(all_candidates) x where x ->> 'fingerprint' = a.fingerprint)
+      and not exists (select 1 from pg_temp.alert_candidates x where x.fingerprint = a.fingerprint)
       and (
         (a.scope = 'platform' and a.kind = any (platform_kinds))
         or (a.scope = 'platform' and configured_kinds is not null and not (a.kind = any (configured_kinds)))
         -- its tenant was seen in this run: flapping resolves when it stops; any other alert after the success
         -- threshold, never while its tenant flaps
-        or (a.scope = 'tenant' and tenants_evaluated and exists (
-          select 1 from maintenance.tenant_health h
-          where h.tenant_id = a.tenant_id and h.last_run_id = run_id
-            and h.issue_code is distinct from 'evolution_unreachable'
-            and (a.kind = 'flapping' or (not h.flapping and a.clear_checks >= success_threshold))))
+        or (a.scope = 'tenant' and tenants_evaluated and a.kind = 'flapping' and a.tenant_id in (
+          select h.tenant_id from maintenance.tenant_health h
+          where h.last_run_id = run_id and h.issue_code is distinct from 'evolution_unreachable'))
+        or (a.scope = 'tenant' and tenants_evaluated and a.kind <> 'flapping' and a.clear_checks >= success_threshold
+          and a.tenant_id in (
+            select h.tenant_id from maintenance.tenant_health h
+            where h.last_run_id = run_id and h.issue_code is distinct from 'evolution_unreachable' and not h.flapping))
         or (a.scope = 'tenant' and full_run and (a.tenant_id is null or not exists (
           select 1 from public.tenants t where t.id = a.tenant_id and coalesce(t.is_active, true))))
       )
     returning a.id
   )
   select coalesce(array_agg(id), '{}') into resolved_ids from r;
+  if cardinality(resolved_ids) > 500 then
+    analyze maintenance.alerts;
+  end if;
 
   -- 4. inhibition: an outage silences every tenant alert, a mass disconnect those of the tenants it explains, a
   -- flapping tenant its own other alerts
+  with outage as (
+    select min(p.fingerprint) as fingerprint from maintenance.alerts p
+    where p.status = 'firing' and p.fingerprint in ('evolution_down', 'database_down')
+  ), mass as (
+    select (e.t)::uuid as tenant_id, min(p.fingerprint) as fingerprint
+    from maintenance.alerts p cross join lateral jsonb_array_elements_text(p.details -> 'tenantIds') e(t)
+    where p.status = 'firing' and p.kind = 'mass_disconnect' and jsonb_typeof(p.details -> 'tenantIds') = 'array'
+    group by 1
+  ), flap as (
+    select f.tenant_id, min(f.fingerprint) as fingerprint from maintenance.alerts f
+    where f.status = 'firing' and f.kind = 'flapping' group by f.tenant_id
+  ), i as (
+    select t.id, coalesce((select o.fingerprint from outage o), m.fingerprint,
+      case when t.kind <> 'flapping' then fl.fingerprint end) as inhibitor
+    from maintenance.alerts t
+    left join mass m on m.tenant_id = t.tenant_id
+    left join flap fl on fl.tenant_id = t.tenant_id
+    where t.status = 'firing' and t.scope = 'tenant'
+  )
   update maintenance.alerts a set inhibited_by = i.inhibitor
-  from (
-    select t.id, coalesce(
-      (select min(p.fingerprint) from maintenance.alerts p where p.status = 'firing'
-         and p.fingerprint in ('evolution_down', 'database_down')),
-      (select min(p.fingerprint) from maintenance.alerts p where p.status = 'firing' and p.kind = 'mass_disconnect'
-         and p.details -> 'tenantIds' ? t.tenant_id::text),
-      (select min(f.fingerprint) from maintenance.alerts f where f.status = 'firing' and f.kind = 'flapping'
-         and f.tenant_id = t.tenant_id and t.kind <> 'flapping')
-    ) as inhibitor
-    from maintenance.alerts t where t.status = 'firing' and t.scope = 'tenant'
-  ) i
-  where a.id = i.id and a.inhibited_by is distinct from i.inhibitor;
+  from i where a.id = i.id and a.inhibited_by is distinct from i.inhibitor;
 
   -- 5. notifications: first firing, reminders after the repeat interval, one resolved (only if firing was sent).
   -- Only while its condition was seen at the last check (clear_checks = 0): an alert let go by an incident that ended

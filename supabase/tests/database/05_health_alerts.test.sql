@@ -19,7 +19,7 @@ select is((select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.
 
 -- a clean slate for global alerts, inside this rolled-back transaction. These runs are full runs with thresholds
 -- of 1 (one check fires, one resolves): the lifecycle itself is checked here, the policy (thresholds, flapping,
--- the incident window, scoped runs) in 11_alert_policy.
+-- the incident window, scoped runs) in 14_alert_policy.
 delete from maintenance.alerts;
 insert into public.tenants (id, slug) values
   ('00000000-0000-0000-0000-00000000a001', 'hx-ok'), ('00000000-0000-0000-0000-00000000a002', 'hx-down');

@@ -2,7 +2,7 @@
 -- flapping, mass disconnects per server over a sliding window, scoped runs, checks no longer configured.
 -- tenant_health rows are written here directly, as a health-check run would leave them, then evaluated.
 begin;
-select plan(48);
+select plan(60);
 
 select has_table('maintenance', 'tenant_alert_streaks', 'the alert rules keep their per-tenant streaks');
 select has_column('maintenance', 'tenant_health', 'server_url', 'tenant_health says which Evolution server');
@@ -197,6 +197,7 @@ select pg_temp.check(75, '2026-03-02 12:05Z', pg_temp.fleet('{}'));
 select pg_temp.check(76, '2026-03-02 12:20Z', pg_temp.fleet('{4,5,6}'));
 select is((select count(*)::int from maintenance.alerts where kind = 'mass_disconnect' and status = 'firing'), 0,
   '3 tenants down, then 3 others 20 minutes later: more than the window apart, no incident');
+select pg_temp.check(77, '2026-03-02 12:25Z', pg_temp.fleet('{}'));
 
 -- scoped runs: no platform alert raised, resolved or notified
 select pg_temp.check(80, '2026-03-02 13:00Z', pg_temp.fleet('{1,2,3,4,5,6,7,8,9,10,11,12}'),
@@ -221,6 +222,54 @@ select results_eq($$select status, resolve_reason from maintenance.alerts where 
   'once its check is no longer configured, the next full run resolves it');
 select is((select status from maintenance.alerts where fingerprint = 'mass_disconnect:http://evo-a:8080'
     order by id desc limit 1), 'firing', 'a configured kind that is still true stays');
+
+-- tenants going down one at a time, each long after the one before, and staying down: not an incident, however many
+select pg_temp.tenants('hp-b', 10);
+select pg_temp.check(90 + g, '2026-03-03 08:00Z'::timestamptz + make_interval(mins => 20 * g),
+  pg_temp.rows('hp-b', 10, array(select generate_series(1, g)), 'http://evo-b:8080'))
+from generate_series(0, 6) g;
+select is((select count(*)::int from maintenance.tenant_health where tenant_slug like 'hp-b-%' and state <> 'healthy'),
+  6, 'six of the ten tenants of server B are down');
+select is((select count(*)::int from maintenance.alerts where kind = 'mass_disconnect' and status = 'firing'
+    and labels ->> 'server' = 'http://evo-b:8080'), 0,
+  'one every 20 minutes, each still down: never more than one within the window, no incident');
+select is((select count(*)::int from maintenance.alerts where tenant_slug like 'hp-b-%' and status = 'firing'
+    and inhibited_by is null), 5, 'their own alerts fire (the sixth has been down for one check)');
+
+-- an incident lasts while most of the tenants it explains are still down, past the window; when it ends, the
+-- alerts of those still down are told then
+select pg_temp.tenants('hp-c', 20);
+select pg_temp.check(100 + g, '2026-03-03 12:00Z'::timestamptz + make_interval(mins => 5 * g),
+  pg_temp.rows('hp-c', 20, '{1,2,3,4,5,6,7,8,9,10,11,12}', 'http://evo-c:8080'))
+from generate_series(0, 5) g;
+select results_eq($$select status, (details ->> 'stillDown')::int from maintenance.alerts
+    where fingerprint = 'mass_disconnect:http://evo-c:8080'$$, $$values ('firing'::text, 12)$$,
+  'twelve of twenty down for 25 minutes, longer than the window: still one firing incident');
+select is(pg_temp.sent('hp-c-%'), 0, 'their own alerts (firing for 20 minutes) are silenced by it');
+select pg_temp.check(106, '2026-03-03 12:30Z', pg_temp.rows('hp-c', 20, '{1,2,3,4,5}', 'http://evo-c:8080'));
+select results_eq($$select status, resolved_at from maintenance.alerts
+    where fingerprint = 'mass_disconnect:http://evo-c:8080'$$,
+  $$values ('resolved'::text, '2026-03-03 12:30Z'::timestamptz)$$,
+  'seven back, five still down (not more than half): the incident is over');
+select is(pg_temp.sent('hp-c-%', 'firing'), 5, 'the five still down are told now, one FIRING each');
+select is((select count(*)::int from maintenance.alerts where tenant_slug like 'hp-c-%' and status = 'firing'
+    and clear_checks = 1), 7, 'the seven back are counting their good checks, unannounced');
+select pg_temp.check(107, '2026-03-03 12:35Z', pg_temp.rows('hp-c', 20, '{1,2,3,4,5}', 'http://evo-c:8080'));
+select is(pg_temp.sent('hp-c-%'), 5, 'and resolve quietly: nobody was told about them');
+select is((select count(*)::int from maintenance.alerts where kind = 'mass_disconnect' and status = 'firing'
+    and labels ->> 'server' = 'http://evo-c:8080'), 0, 'the five still down do not raise it again');
+
+-- frequent_disconnections of a tenant whose flapping alert just ended: its closes are the flap's, already told
+select pg_temp.tenants('hp-fd', 1);
+select pg_temp.check(110 + g, '2026-03-03 14:00Z'::timestamptz + make_interval(mins => 5 * g),
+  pg_temp.rows('hp-fd', 1, '{1}', flapping => g < 3, issue => 'frequent_disconnections'))
+from generate_series(0, 5) g;
+select results_eq($$select fingerprint, status from maintenance.alerts where tenant_slug = 'hp-fd-1'$$,
+  $$values ('flapping:hp-fd-1'::text, 'resolved'::text)$$,
+  'flapping ended 15 minutes ago, the closes still counted: no frequent_disconnections alert');
+select pg_temp.check(116, '2026-03-03 16:20Z', pg_temp.rows('hp-fd', 1, '{1}', issue => 'frequent_disconnections'));
+select is((select status from maintenance.alerts where fingerprint = 'frequent_disconnections:hp-fd-1'), 'firing',
+  'closes counted more than flap_window after the flap are new: it fires');
 
 select * from finish();
 rollback;
