@@ -34,6 +34,15 @@ for (const [fn, cases] of Object.entries(JOB_CASES)) {
   });
 }
 
+/** The hostile values of a server's `name` (a slug too), around the other fields of a valid body. */
+function serverNameCases(rest: Record<string, unknown> = {}): Case[] {
+  return [
+    ...BAD_SLUGS.map(([n, v]) => ({ ...field("name", v, rest), name: `'name' ${n}` })),
+    field("name", undefined, rest),
+    field("name", 42, rest),
+  ];
+}
+
 Deno.test("whatsapp-ops answers every bad input on every route with a 4xx naming the field and changes no row", async (t) => {
   const { slug } = await createTenant({ prefix: "bi-ops" });
   const routes: Record<string, { base: Record<string, unknown>; extra: Case[] }> = {
@@ -95,11 +104,48 @@ Deno.test("whatsapp-ops answers every bad input on every route with a 4xx naming
       base: { slug },
       extra: [field("limit", 0), field("limit", "20"), field("limit", 10_000), field("limit", 1.5)],
     },
+    "servers/list": { base: {}, extra: [] },
+    "servers/register": {
+      base: { name: "bi-srv", url: "http://127.0.0.1:9", key: "k" },
+      extra: [
+        ...serverNameCases({ url: "http://127.0.0.1:9", key: "k" }),
+        field("name", "default", { url: "http://127.0.0.1:9", key: "k" }),
+        field("url", "ftp://evil.example/", { name: "bi-srv", key: "k" }),
+        field("url", "http://user:password@127.0.0.1:9", { name: "bi-srv", key: "k" }),
+        field("url", "http://127.0.0.1:9/?apikey=k", { name: "bi-srv", key: "k" }),
+        field("url", "'; drop table tenants; --", { name: "bi-srv", key: "k" }),
+        field("url", undefined, { name: "bi-srv", key: "k" }),
+        field("key", "", { name: "bi-srv", url: "http://127.0.0.1:9" }),
+        field("key", "k".repeat(10_000), { name: "bi-srv", url: "http://127.0.0.1:9" }),
+        field("capacity", 0, { name: "bi-srv", url: "http://127.0.0.1:9", key: "k" }),
+        field("capacity", "10", { name: "bi-srv", url: "http://127.0.0.1:9", key: "k" }),
+        field("capacity", 1.5, { name: "bi-srv", url: "http://127.0.0.1:9", key: "k" }),
+      ],
+    },
+    ...Object.fromEntries(["enable", "drain", "undrain"].map((v) => [`servers/${v}`, {
+      base: { name: "bi-srv" },
+      extra: serverNameCases(),
+    }])),
+    "servers/disable": {
+      base: { name: "bi-srv" },
+      extra: [...serverNameCases(), field("apply", "true", { name: "bi-srv" })],
+    },
+    "servers/remove": {
+      base: { name: "bi-srv", confirm: "bi-srv" },
+      extra: [
+        ...serverNameCases({ confirm: "bi-srv" }),
+        field("confirm", 42, { name: "bi-srv" }),
+        field("confirm", "x".repeat(10_000), { name: "bi-srv" }),
+        field("apply", "yes", { name: "bi-srv", confirm: "bi-srv" }),
+      ],
+    },
   };
   try {
     for (const [route, { base, extra }] of Object.entries(routes)) {
-      // `/status` takes an optional slug: a missing one is the all-tenants view, not bad input
-      const slugs = slugCases(base).filter((c) => route !== "status" || !/slug missing/.test(c.name));
+      // `/status` takes an optional slug: a missing one is the all-tenants view, not bad input; servers have names
+      const slugs = route.startsWith("servers/")
+        ? []
+        : slugCases(base).filter((c) => route !== "status" || !/slug missing/.test(c.name));
       const cases = [...bodyCases(base), ...slugs, ...extra];
       for (const c of cases) {
         await t.step(`/${route} ${c.name}`, () => runCase("whatsapp-ops", { ...c, path: `/${route}` }, [slug]));
@@ -289,17 +335,24 @@ Deno.test("status-page answers every bad query string with a 4xx naming the para
     get("?limit=1.5", "'limit' not an integer", /'limit'/),
     get(`?limit=${encodeURIComponent("'; drop table tenants; --")}`, "'limit' with SQL metacharacters", /'limit'/),
     get(`?q=${"q".repeat(10_000)}`, "'q' 10,000 characters", /'q'/),
+    get("?q=%00", "'q' holding a NUL byte (a real one: %00)", /'q'.*NUL/),
+    get("?q=%ED%A0%80", "'q' holding a lone surrogate's bytes (not UTF-8)", /'q'/),
+    get("?q=a%0Db", "'q' holding a control character", /'q'.*control/),
+    get("?%00=1", "a parameter name holding a NUL byte", /query string.*NUL/),
     { name: "POST instead of GET", path: "/", json: {}, status: 404, names: /No route POST/ },
     get("x/../../health-check", "a path outside the page", /No route|not_found|No function/, 404),
   ];
   for (const c of cases) await t.step(c.name, () => runCase("status-page", c, []));
-  await t.step("a search with SQL metacharacters, a script or a look-alike is a search: 200, escaped", async () => {
-    for (const q of ["'; drop table tenants; --", "<script>alert(1)</script>", "\u0430\u0441me", "%00"]) {
-      const before = await rowCounts([]);
-      const r = await raw("status-page", { method: "GET", path: `/?q=${encodeURIComponent(q)}` });
-      assert.equal(r.status, 200, `${q}: ${r.text.slice(0, 200)}`);
-      assert.ok(!r.text.includes("<script>alert(1)</script>"), "the search is escaped in the page");
-      assert.deepEqual(await rowCounts([]), before);
-    }
-  });
+  await t.step(
+    "a search with SQL metacharacters, a script, a look-alike or the text '%00' is a search: 200, escaped",
+    async () => {
+      for (const q of ["'; drop table tenants; --", "<script>alert(1)</script>", "\u0430\u0441me", "%00"]) {
+        const before = await rowCounts([]);
+        const r = await raw("status-page", { method: "GET", path: `/?q=${encodeURIComponent(q)}` });
+        assert.equal(r.status, 200, `${q}: ${r.text.slice(0, 200)}`);
+        assert.ok(!r.text.includes("<script>alert(1)</script>"), "the search is escaped in the page");
+        assert.deepEqual(await rowCounts([]), before);
+      }
+    },
+  );
 });
