@@ -291,11 +291,14 @@ begin
   end if;
 
   -- the candidates as a table: the steps below look them up by fingerprint (thousands of them in an incident)
-  create temp table if not exists alert_candidates (
-    fingerprint text primary key, kind text, scope text, tenant_id uuid, tenant_slug text, severity text,
-    summary text, labels jsonb, details jsonb, eligible boolean
-  ) on commit drop;
-  truncate pg_temp.alert_candidates;
+  if to_regclass('pg_temp.alert_candidates') is null then
+    create temp table alert_candidates (
+      fingerprint text primary key, kind text, scope text, tenant_id uuid, tenant_slug text, severity text,
+      summary text, labels jsonb, details jsonb, eligible boolean
+    ) on commit drop;
+  else
+    truncate pg_temp.alert_candidates;  -- evaluated twice in one transaction
+  end if;
   insert into pg_temp.alert_candidates
   select x ->> 'fingerprint', x ->> 'kind',
     coalesce(x ->> 'scope', case when x ? 'tenant_id' then 'tenant' else 'platform' end),
