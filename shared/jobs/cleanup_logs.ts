@@ -4,8 +4,11 @@
  * index-driven batches, each its own short transaction (`maintenance.purge_api_logs_batch`), under a time budget so
  * a run never outlives the Edge Functions wall clock; what is left is finished by the next run (`remaining`). Then
  * every table of `maintenance.retention_policies` that exists (expired sessions, pg_cron history, pg_net responses,
- * old job runs, other engineers' tables) is purged the same way, and the orphan integrations (integration rows whose tenant is gone) are
- * reported. `{"dryRun": true}` counts what would go and deletes nothing.
+ * old job runs, resolved alerts, settled notifications, other engineers' tables) is purged the same way, and the
+ * orphan integrations (integration rows whose tenant is gone) are reported. Before that, cross-tenant attempts older
+ * than `cross_tenant_collapse_after` are folded into one row per tenant, claimed instance and hour
+ * (`maintenance.cross_tenant_hourly`), and notifications pending past `outbox_pending_expiry` are failed as dead.
+ * `{"dryRun": true}` counts what would go and deletes nothing.
  */
 import { z } from "zod";
 import type { Sql } from "../db.ts";
@@ -78,6 +81,30 @@ async function purgeApiLogs(sql: Sql, cutoff: Date, input: CleanupLogsInput, bud
   }
 }
 
+/** Folds old cross-tenant attempts into their hours, batch by batch, within the budget. */
+async function collapseCrossTenant(sql: Sql, asOf: Date, input: CleanupLogsInput, budget: Budget) {
+  const [{ cutoff }] = await sql<{ cutoff: Date }[]>`
+    select ${asOf}::timestamptz - (maintenance.setting('cross_tenant_collapse_after') #>> '{}')::interval as cutoff`;
+  const result = { cutoff: new Date(cutoff).toISOString(), folded: 0, batches: 0, remaining: false };
+  // a batch first, then the clock: attempts are rare, so a run almost always folds everything in one batch and
+  // leaves the budget to the purge
+  for (;;) {
+    const [{ n }] = await sql<{ n: string }[]>`
+      select maintenance.collapse_cross_tenant_batch(${cutoff}, ${input.batchSize}, ${input.dryRun}) as n`;
+    result.batches++;
+    result.folded += Number(n);
+    if (input.dryRun) {
+      result.remaining = Number(n) > 0;
+      return result;
+    }
+    if (Number(n) < input.batchSize) return result;
+    if (budget.clock() >= budget.deadline) {
+      result.remaining = true;
+      return result;
+    }
+  }
+}
+
 async function purgePolicy(
   sql: Sql,
   plan: { relation: string; cutoff: Date },
@@ -131,6 +158,21 @@ export const cleanupLogs: JobDefinition<typeof CleanupLogsInput> = {
     const cutoff = new Date(asOf.getTime() - config.logRetentionDays * 86_400_000);
     const purged: PurgeResult[] = [];
     const errors: string[] = [];
+
+    let crossTenant: Awaited<ReturnType<typeof collapseCrossTenant>> | null = null;
+    try {
+      crossTenant = await collapseCrossTenant(sql, asOf, input, budget);
+    } catch (error) {
+      errors.push(`Cannot collapse cross-tenant attempts: ${errorMessage(error)}`);
+    }
+    let deadNotifications: number | null = null;
+    try {
+      const [{ n }] = await sql<{ n: string }[]>`
+        select maintenance.expire_dead_notifications(${asOf}, ${input.dryRun}) as n`;
+      deadNotifications = Number(n);
+    } catch (error) {
+      errors.push(`Cannot expire dead notifications: ${errorMessage(error)}`);
+    }
 
     try {
       purged.push(await purgeApiLogs(sql, cutoff, input, budget));
@@ -193,9 +235,11 @@ export const cleanupLogs: JobDefinition<typeof CleanupLogsInput> = {
       batchSize: input.batchSize,
       [input.dryRun ? "wouldDelete" : "deleted"]: totals,
       totalDeleted: purged.reduce((s, p) => s + p.deleted, 0),
-      remaining: purged.some((p) => p.remaining),
+      remaining: purged.some((p) => p.remaining) || !!crossTenant?.remaining,
       tables: purged,
       skipped,
+      crossTenantCollapsed: crossTenant,
+      [input.dryRun ? "deadNotificationsToExpire" : "deadNotificationsExpired"]: deadNotifications,
       orphanIntegrations,
       errors,
     };

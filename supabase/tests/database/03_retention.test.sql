@@ -20,10 +20,14 @@ select results_eq(
 
 select results_eq(
   $$select relation, time_column, keep, present from maintenance.retention_plan()
-    where relation in ('maintenance.webhook_receipts', 'maintenance.notification_outbox') order by relation$$,
-  $$values ('maintenance.notification_outbox'::text, 'sent_at'::text, '30 days'::interval, true),
+    where relation in ('maintenance.webhook_receipts', 'maintenance.notification_outbox', 'maintenance.alerts',
+      'maintenance.cross_tenant_hourly') order by relation$$,
+  $$values ('maintenance.alerts'::text, 'resolved_at'::text, '90 days'::interval, true),
+           ('maintenance.cross_tenant_hourly', 'hour', '90 days', true),
+           ('maintenance.notification_outbox', 'settled_at', '30 days', true),
            ('maintenance.webhook_receipts', 'received_at', '7 days', true)$$,
-  'webhook receipts (7 days) and delivered notifications (30 days) are purged, their tables found');
+  'webhook receipts (7 days), settled notifications (30 days), resolved alerts and the hourly cross-tenant record '
+  || '(90 days) are purged, their tables found');
 
 -- fixture: 5 expired rows, one exactly at the cut-off, two newer (all in the year 2001 so nothing else interferes)
 delete from public.api_logs where created_at < '2001-02-01';
