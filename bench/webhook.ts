@@ -81,6 +81,7 @@ export async function benchWebhook(ctx: BenchContext, options: WebhookBenchOptio
       and data ->> 'bench' = ${runId}
       and (data ->> 'seq')::int < ${options.events}`;
   const eventsPerSec = Math.round(options.events / (ms / 1000));
+  const enumeration = await timeUnknownVersusWrongToken(info.webhookBaseUrl, slugs[0], options.fullSize ? 400 : 100);
   const p50 = percentile(latencies, 50);
   const p99 = percentile(latencies, 99);
   return {
@@ -98,7 +99,52 @@ export async function benchWebhook(ctx: BenchContext, options: WebhookBenchOptio
       }),
       target("p99 ≤ 100 ms", p99, { max: 100, text: "≤ 100 ms", applies: options.fullSize }),
       target("0 events lost", options.events - rows, { max: 0, text: "0" }),
+      target("unknown slug answered in the time of a wrong token (median ratio)", enumeration.ratio, {
+        min: 0.8,
+        max: 1.25,
+        text: "0.8–1.25",
+      }),
     ],
+    enumeration,
     seconds: round(ms / 1000, 1),
+  };
+}
+
+/**
+ * The receiver must not tell a stranger which slugs exist: an unknown slug and a real slug with a wrong token get
+ * the same 401 and body, and should take the same time. Alternated one by one (so load drifts hit both alike), each
+ * medians compared.
+ */
+async function timeUnknownVersusWrongToken(baseUrl: string, realSlug: string, n: number) {
+  const once = async (slug: string) => {
+    const s = performance.now();
+    const res = await fetch(`${baseUrl}/api/whatsapp/webhook/${slug}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", [WEBHOOK_TOKEN_HEADER]: "0".repeat(64) },
+      body: JSON.stringify({ event: "connection.update", instance: `revalya-${slug}`, data: { state: "open" } }),
+    });
+    const body = await res.text();
+    return { ms: performance.now() - s, status: res.status, body };
+  };
+  const unknown: number[] = [];
+  const wrong: number[] = [];
+  const bodies = new Set<string>();
+  for (let i = 0; i < n; i++) {
+    // one unknown slug, probed again and again as a stranger would (both kinds of entry live as long in the cache)
+    const u = await once("no-such-tenant-bench");
+    const w = await once(realSlug);
+    unknown.push(u.ms);
+    wrong.push(w.ms);
+    bodies.add(`${u.status} ${u.body}`);
+    bodies.add(`${w.status} ${w.body}`);
+  }
+  const mu = percentile(unknown, 50) ?? 0;
+  const mw = percentile(wrong, 50) ?? 1;
+  return {
+    requests: n * 2,
+    unknownMedianMs: mu,
+    wrongTokenMedianMs: mw,
+    ratio: round(mu / mw, 2),
+    sameAnswer: bodies.size === 1,
   };
 }

@@ -46,8 +46,11 @@ interface TenantEntry {
 
 /** How long a tenant lookup is trusted (a deleted tenant is still accepted for at most this long). */
 const TENANT_TTL_MS = 5_000;
-/** How long "no such tenant" is remembered (a tenant created right now is found after at most this long). */
-const MISSING_TTL_MS = 1_000;
+/**
+ * How long "no such tenant" is remembered (a tenant created right now is found after at most this long): as long
+ * as a real one, so that a stranger probing a slug twice sees the same cached and uncached timings either way.
+ */
+const MISSING_TTL_MS = TENANT_TTL_MS;
 const CACHE_MAX = 20_000;
 
 /** Builds the whatsapp-webhook app. */
