@@ -3,7 +3,7 @@
  * Local stand-ins for the notification receivers, for tests and the dev stack: a Slack incoming webhook that
  * answers like Slack (200 `ok`; `invalid_payload` 400 without text/blocks; told to fail: 500 `rollup_error`, or 429
  * with Retry-After, or any status) and an HTTP email API (Resend-style `POST {from,to,subject,text}` with a Bearer
- * key). Both record every request; either can be told to fail the next N requests.
+ * key). Both record every request; either can be told to fail the next N requests, or to answer slowly.
  *
  *   in process: const r = await startReceivers(); r.slackUrl, r.emailUrl, r.control.failNext("slack", 2)
  *   standalone: RECEIVERS_PORT=8090 deno run -A dev/receivers.ts   (control: POST /_control/<method> [args])
@@ -31,6 +31,8 @@ export interface FailOptions {
 export interface ReceiverControl {
   /** Fails the next `count` requests of a channel. */
   failNext(channel: ReceiverChannel, count: number, options?: FailOptions): void;
+  /** Holds every request of a channel `ms` before answering it (0: at once), like a slow Slack. */
+  delay(channel: ReceiverChannel, ms: number): void;
   /** Requests answered 2xx (delivered), in arrival order. */
   received(channel: ReceiverChannel): Received[];
   /** Every request, failed ones included. */
@@ -68,9 +70,13 @@ export function startReceivers(
     slack: { count: 0, options: {} },
     email: { count: 0, options: {} },
   };
+  const delays: Record<ReceiverChannel, number> = { slack: 0, email: 0 };
   const control: ReceiverControl = {
     failNext(channel, count, opts = {}) {
       failing[channel] = { count, options: opts };
+    },
+    delay(channel, ms) {
+      delays[channel] = Math.max(0, ms);
     },
     received: (channel) => log.filter((r) => r.channel === channel && r.status < 300),
     attempts: (channel) => log.filter((r) => r.channel === channel),
@@ -78,6 +84,8 @@ export function startReceivers(
       log.length = 0;
       failing.slack = { count: 0, options: {} };
       failing.email = { count: 0, options: {} };
+      delays.slack = 0;
+      delays.email = 0;
     },
   };
 
@@ -88,7 +96,7 @@ export function startReceivers(
       if (method === "received" || method === "attempts") {
         return Response.json(control[method]((url.searchParams.get("channel") ?? "slack") as ReceiverChannel));
       }
-      if (method === "failNext" || method === "reset") {
+      if (method === "failNext" || method === "delay" || method === "reset") {
         const args = req.method === "POST" ? await req.json().catch(() => []) : [];
         (control[method] as (...a: unknown[]) => void)(...(Array.isArray(args) ? args : []));
         return Response.json({ ok: true });
@@ -114,6 +122,7 @@ export function startReceivers(
         headers: Object.fromEntries(req.headers.entries()),
         status,
       });
+    if (delays[channel] > 0) await new Promise((r) => setTimeout(r, delays[channel]));
     const f = failing[channel];
     if (f.count > 0) {
       f.count--;

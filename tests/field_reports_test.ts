@@ -140,8 +140,12 @@ Deno.test("#2498 stream error 515 then 401 logs a freshly paired number out: the
     );
     // pairing (connecting), scanned, 515: reconnect (connecting, open), then the 401
     assert.deepEqual(states.map(([s]) => s), ["connecting", "connecting", "open", "close"], JSON.stringify(states));
+    // the health check names it: logged out, a person must scan a new QR code (the alert carries the command)
     const { tenant } = await healthOf(f, t.slug);
-    assert.deepEqual([tenant.state, tenant.issue], ["degraded", "instance_disconnected"], JSON.stringify(tenant));
+    assert.deepEqual([tenant.state, tenant.issue], ["degraded", "logged_out"], JSON.stringify(tenant));
+    const [h] = await testSql()<{ text: string }[]>`
+      select details ->> 'text' as text from maintenance.tenant_health where tenant_slug = ${t.slug}`;
+    assert.match(h.text, new RegExp(`scan a new QR code: npm run ops -- reconnect ${t.slug}`));
     const d = await diagnose(f.deps, t.slug);
     assert.ok(d.problems.includes("not_connected"));
     assert.deepEqual(d.disconnection.evidence.reasons, { "401": 1 }, "the logout's reason is on record");

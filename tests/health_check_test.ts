@@ -62,7 +62,8 @@ Deno.test("healthCheck() notifies once when a tenant's instance goes close, acro
     f.sim.control.seedInstance(`revalya-${slug}`, { state: "open" });
     const r1 = await f.run([slug]);
     assert.equal(r1.status, "healthy");
-    f.sim.control.setState(`revalya-${slug}`, "close");
+    // a terminal close that is not a logout (403: the account is blocked); a 401 would be `logged_out`
+    f.sim.control.setState(`revalya-${slug}`, "close", { statusReason: 403 });
     for (let i = 0; i < 3; i++) {
       const r = await f.run([slug]);
       assert.equal(r.status, "degraded");
@@ -200,7 +201,8 @@ Deno.test("healthCheck() flags a tenant with more than 3 close events in 2 hours
         '{"state":"close","statusReason":428}'::jsonb
       from generate_series(1, 4) g`;
     const r = await f.run([slug]);
-    assert.deepEqual((r.tenants as Record<string, unknown>).flapping, [slug]);
+    assert.deepEqual((r.tenants as Record<string, unknown>).frequentDisconnections, [slug]);
+    assert.deepEqual((r.tenants as Record<string, unknown>).flapping, [], "4 closes long apart are not flapping");
     assert.equal(f.slack(`frequent_disconnections:${slug}`).length, 1);
   } finally {
     await testSql()`delete from public.api_logs where tenant_slug = ${slug}`;
@@ -225,7 +227,12 @@ Deno.test("healthCheck() with 1,000 tenants makes ONE fetchInstances call", asyn
     const r = await f.run(slugs);
     const calls = f.sim.control.stats().calls;
     assert.equal(calls.fetchInstances, 1, "one listing for 1,000 tenants");
-    assert.equal(calls.connectionState, 10, "connectionState only for the 10 listed as connecting");
+    // the 10 listed as connecting, plus this run's share of the hourly rotation of the 990 open ones (12 runs an
+    // hour); then this run's share of the 6-hourly liveness probes (72 runs) of those open in memory
+    assert.equal(calls.connectionState, 10 + Math.ceil(990 / 12), "connectionState: must-reads + rotation share");
+    assert.equal(calls.fetchBusinessProfile, Math.ceil(990 / 72), "liveness probes: the rotation's share");
+    const ev = r.evolutionCalls as Record<string, number>;
+    assert.deepEqual([ev.connectionState, ev.socketProbe, ev.overBudget], [93, 14, 0]);
     assert.equal((r.tenants as Record<string, number>).checked, 1000);
     const [{ n }] = await testSql()`
       select count(*)::int as n from maintenance.tenant_health where tenant_slug like ${prefix + "-%"}`;

@@ -3,6 +3,8 @@
  * The notification channels: a Slack incoming webhook (Block Kit message), an HTTP email API (POST JSON
  * `{from, to, subject, text}` with a Bearer key; Edge Functions cannot reach SMTP ports) and the log. Each is
  * enabled by configuration; a failed delivery throws a {@link DeliveryError} that says whether a retry can help.
+ * Every channel has a timeout (`timeoutMs`), so one delivery has a known worst duration ({@link deliveryBoundMs}):
+ * the outbox sizes a row's lease from it.
  */
 import pRetry from "p-retry";
 import type { Config } from "../config.ts";
@@ -19,10 +21,20 @@ export interface Notification {
 /** Names of the channels, as stored in `maintenance.notification_outbox.channel`. */
 export type ChannelName = "slack" | "email" | "log";
 
-/** A channel: delivers one notification or throws a {@link DeliveryError}. */
+/**
+ * A channel: delivers one notification or throws a {@link DeliveryError}. `timeoutMs`: the longest one `deliver()`
+ * takes, answered or not (the HTTP channels abort their request then); {@link DEFAULT_TIMEOUT_MS} when absent.
+ */
 export interface Channel {
   name: ChannelName;
+  timeoutMs?: number;
   deliver(message: Notification): Promise<void>;
+}
+
+/** Options of the HTTP channels. */
+export interface HttpChannelOptions {
+  /** Abort a request that has not been answered (body included) after this long; default 10 s. */
+  timeoutMs?: number;
 }
 
 /** A delivery that did not go through. `retryable`: a later attempt may succeed (5xx, 429, network, timeout). */
@@ -51,7 +63,11 @@ export class DeliveryError extends Error {
 }
 
 const ICON: Record<Notification["severity"], string> = { critical: "🔴", warning: "🟠", info: "🟢" };
-const TIMEOUT_MS = 10_000;
+/** The timeout of a channel that states none, and of the HTTP channels by default. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+/** {@link deliverWithRetry}: one in-process retry, after this delay. */
+const RETRIES = 1;
+const RETRY_DELAY_MS = 250;
 
 function retryAfterMs(res: Response): number | null {
   const v = res.headers.get("retry-after");
@@ -63,20 +79,26 @@ function retryAfterMs(res: Response): number | null {
 }
 
 /** POSTs JSON; maps the answer to success or a {@link DeliveryError} (4xx permanent except 408/429). */
-async function post(channel: ChannelName, url: string, body: unknown, headers: Record<string, string> = {}) {
+async function post(
+  channel: ChannelName,
+  url: string,
+  body: unknown,
+  options: { headers?: Record<string, string>; timeoutMs: number },
+) {
+  const timeoutMs = options.timeoutMs;
   let res: Response;
   try {
     res = await fetch(url, {
       method: "POST",
-      headers: { "content-type": "application/json", ...headers },
+      headers: { "content-type": "application/json", ...options.headers },
       body: JSON.stringify(body),
-      signal: AbortSignal.timeout(TIMEOUT_MS),
+      signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (error) {
     const timeout = (error as Error)?.name === "TimeoutError";
     throw new DeliveryError(
       `Cannot deliver to ${channel} as ${
-        timeout ? `it did not answer within ${TIMEOUT_MS} ms` : `it is unreachable: ${(error as Error)?.message}`
+        timeout ? `it did not answer within ${timeoutMs} ms` : `it is unreachable: ${(error as Error)?.message}`
       }`,
       { code: timeout ? "timeout" : "unreachable", retryable: true, cause: error },
     );
@@ -112,20 +134,24 @@ export function slackMessage(message: Notification): Record<string, unknown> {
 }
 
 /** Slack incoming webhook: 200 `ok`; 4xx (invalid_payload, no_service, …) permanent; 429/5xx retried. */
-export function slackChannel(url: string): Channel {
+export function slackChannel(url: string, options: HttpChannelOptions = {}): Channel {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   return {
     name: "slack",
+    timeoutMs,
     async deliver(message) {
-      await post("slack", url, slackMessage(message));
+      await post("slack", url, slackMessage(message), { timeoutMs });
     },
   };
 }
 
 /** Email through an HTTP email API (Resend-style): `{from, to, subject, text}` with `Authorization: Bearer`. */
-export function emailChannel(email: NonNullable<Config["email"]>): Channel {
+export function emailChannel(email: NonNullable<Config["email"]>, options: HttpChannelOptions = {}): Channel {
   const to = email.to.split(",").map((s) => s.trim()).filter(Boolean);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   return {
     name: "email",
+    timeoutMs,
     async deliver(message) {
       const fields = Object.entries(message.fields ?? {}).map(([k, v]) => `${k}: ${v}`).join("\n");
       await post("email", email.apiUrl, {
@@ -133,7 +159,7 @@ export function emailChannel(email: NonNullable<Config["email"]>): Channel {
         to: to.length === 1 ? to[0] : to,
         subject: `[${message.severity.toUpperCase()}] ${message.title}`,
         text: fields ? `${message.text}\n\n${fields}` : message.text,
-      }, email.apiKey ? { authorization: `Bearer ${email.apiKey}` } : {});
+      }, { headers: email.apiKey ? { authorization: `Bearer ${email.apiKey}` } : {}, timeoutMs });
     },
   };
 }
@@ -142,6 +168,7 @@ export function emailChannel(email: NonNullable<Config["email"]>): Channel {
 export function logChannel(): Channel {
   return {
     name: "log",
+    timeoutMs: 1_000,
     deliver(message) {
       console.log(JSON.stringify({ level: "alert", ...message }));
       return Promise.resolve();
@@ -164,9 +191,17 @@ export function channelsFor(config: Config): Channel[] {
  */
 export async function deliverWithRetry(channel: Channel, message: Notification): Promise<void> {
   await pRetry(() => channel.deliver(message), {
-    retries: 1,
-    minTimeout: 250,
+    retries: RETRIES,
+    minTimeout: RETRY_DELAY_MS,
     factor: 2,
     shouldRetry: ({ error }) => error instanceof DeliveryError && error.retryable && (error.retryAfterMs ?? 0) <= 2_000,
   });
+}
+
+/**
+ * The longest {@link deliverWithRetry} can take on a channel: every attempt running to the channel's timeout, plus
+ * the delay before the retry. A lease on a notification must be longer than this.
+ */
+export function deliveryBoundMs(channel: Channel): number {
+  return (RETRIES + 1) * (channel.timeoutMs ?? DEFAULT_TIMEOUT_MS) + RETRIES * RETRY_DELAY_MS;
 }

@@ -8,7 +8,7 @@ import type { Config } from "../config.ts";
 import type { Sql } from "../db.ts";
 import { errorMessage } from "../errors.ts";
 import { type Channel, channelsFor, deliverWithRetry, type Notification } from "./channels.ts";
-import { drainOutbox, type DrainResult, enqueue } from "./outbox.ts";
+import { type DrainOptions, drainOutbox, type DrainResult, enqueue } from "./outbox.ts";
 
 export type { Notification } from "./channels.ts";
 
@@ -17,7 +17,7 @@ export interface Notifier {
   /** Queues (outbox) and delivers; a channel that is down is retried later. Never throws for a channel failure. */
   send(message: Notification): Promise<void>;
   /** Delivers due outbox rows (retries of earlier failures). */
-  drain?(options?: { ids?: number[]; limit?: number }): Promise<DrainResult>;
+  drain?(options?: DrainOptions): Promise<DrainResult>;
   /** Delivers now on every channel, bypassing the outbox (the database is down). */
   sendDirect?(message: Notification): Promise<Array<{ channel: string; ok: boolean; error?: string }>>;
   /** The enabled channels. */
@@ -43,7 +43,7 @@ export function createNotifier(config: Config, options: { sql?: Sql; channels?: 
     drain: (o) =>
       sql
         ? drainOutbox(sql, channels, o)
-        : Promise.resolve({ claimed: 0, sent: 0, retrying: 0, failed: 0, errors: [] }),
+        : Promise.resolve({ claimed: 0, sent: 0, retrying: 0, failed: 0, lost: 0, remaining: false, errors: [] }),
     async send(message) {
       if (!sql) {
         await sendDirect(message);

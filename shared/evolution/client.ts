@@ -232,6 +232,8 @@ export class EvolutionClient {
       parse: (body) => {
         const b = FetchInstancesBody.parse(body);
         const items = Array.isArray(b) ? b : [b];
+        // a listing's rows have their version's shape: the version is learnt for free (no probe needed later)
+        if (!this.#version && items.length) this.#version = Promise.resolve("instance" in items[0] ? "1" : "2");
         return items.map((i) => ("instance" in i ? summaryV1(i) : summaryV2(i)));
       },
     });
@@ -524,8 +526,8 @@ export class EvolutionClient {
   }
 
   /**
-   * The server's major version, cached: from `GET /` when serverInfo() has run, else from a listing of a name that
-   * does not exist (v1.8 answers 500 `{error:true}`, 2.x 404; a v1.8 before 1.8.4 also answers 404 and is read as
+   * The server's major version, cached: from `GET /` when serverInfo() has run, or from the shape of a non-empty
+   * listing's rows, else from a listing of a name that does not exist (v1.8 answers 500 `{error:true}`, 2.x 404; a v1.8 before 1.8.4 also answers 404 and is read as
    * 2.x until serverInfo() says otherwise).
    */
   #detectVersion(): Promise<ApiVersion> {

@@ -2,19 +2,22 @@
  * @module
  * The `health-check` job (every 5 minutes): Evolution (`GET /`, latency, version), the database (round trip), the
  * Supabase REST/Auth health endpoints where `SUPABASE_URL` is set, and every active tenant's instance from ONE
- * `fetchInstances` call (`connectionState` only where the listed status is not conclusive, with bounded
- * concurrency). The per-tenant bookkeeping, the log-based rules and the alert lifecycle run set-wise in SQL; the
- * dead-man check watches the other scheduled jobs (and health-check's own schedule); the outbox is drained last.
+ * `fetchInstances` call per server, plus bounded `connectionState` reads and liveness probes chosen as
+ * health_tenants.ts says (the listing's stored status alone is not the truth). The per-tenant bookkeeping, the
+ * log-based rules, the flap detection and the alert lifecycle run set-wise in SQL; opt-in self-healing
+ * (health_heal.ts) repairs what a restart or a reconnect can; the dead-man check watches the other scheduled jobs
+ * (and health-check's own schedule); the outbox is drained last.
  */
 import { z } from "zod";
 import pMap from "p-map";
 import { normalizeBaseUrl } from "../config.ts";
 import type { Deps } from "../deps.ts";
 import { errorMessage } from "../errors.ts";
-import { instanceName, Slug } from "../naming.ts";
-import type { ConnectionState, InstanceSummary } from "../evolution/types.ts";
-import type { EvolutionClient } from "../evolution/client.ts";
+import { Slug } from "../naming.ts";
+import type { InstanceSummary } from "../evolution/types.ts";
 import { isEvolutionError } from "../evolution/errors.ts";
+import { checkTenants, type ProbePolicy, type ServerListing, type TenantRow } from "./health_tenants.ts";
+import { selfHeal } from "./health_heal.ts";
 import { channelsFor } from "../alerts/channels.ts";
 import { drainOutbox } from "../alerts/outbox.ts";
 import { type AlertCandidate, evaluateAlerts, type PlatformAlertKind } from "../alerts/lifecycle.ts";
@@ -39,38 +42,9 @@ export interface ServiceHealth {
   endpoints?: Record<string, number | string>;
 }
 
-/** One tenant's result as sent to `maintenance.record_tenant_health`. */
-interface TenantResult {
-  tenant_id: string;
-  slug: string;
-  state: "healthy" | "degraded" | "unhealthy";
-  issue_code?: string;
-  issue?: string;
-  severity?: "high" | "medium";
-  evolution_state?: string | null;
-  details?: Record<string, unknown>;
-}
-
-interface TenantRow {
-  id: string;
-  slug: string;
-  integration_id: string | null;
-  integration_active: boolean | null;
-  instance_name: string | null;
-  /** Set after `whatsapp-ops migrate`: the tenant's own Evolution server and its key's Vault secret id. */
-  evolution_api_url: string | null;
-  evolution_key_id: string | null;
-}
-
-/** One Evolution server's listing, and the client to ask it again (connectionState). */
-interface ServerListing {
-  client: EvolutionClient;
-  url: string;
-  instances: Map<string, InstanceSummary> | null;
-  error: string | null;
-}
-
 const DB_SLOW_MS = 1_000;
+/** The schedule's interval (every 5 minutes): the probe rotations are spread over the runs of one period. */
+const RUN_INTERVAL_MS = 5 * 60_000;
 
 async function timed<T>(fn: () => Promise<T>): Promise<{ value?: T; error?: unknown; ms: number }> {
   const t0 = performance.now();
@@ -133,112 +107,6 @@ async function checkSupabase(deps: Deps): Promise<ServiceHealth> {
     latencyMs: Math.round(performance.now() - t0),
     endpoints,
     ...(failed.length ? { error: failed.map(([k, v]) => `${k}: ${v}`).join("; ") } : {}),
-  };
-}
-
-/** The seed's tenant rules, from the one instance listing (and connectionState where it is not conclusive). */
-async function checkTenants(
-  deps: Deps,
-  tenants: TenantRow[],
-  serverOf: (t: TenantRow) => ServerListing,
-  concurrency: number,
-): Promise<{ results: TenantResult[]; connectionStateCalls: number }> {
-  const results: TenantResult[] = [];
-  const pending: Array<{ tenant: TenantRow; name: string; listed: ConnectionState; client: EvolutionClient }> = [];
-  for (const t of tenants) {
-    if (!t.integration_id) {
-      results.push({
-        tenant_id: t.id,
-        slug: t.slug,
-        state: "healthy",
-        details: { message: "No WhatsApp integration" },
-      });
-      continue;
-    }
-    if (!t.integration_active) {
-      results.push({
-        tenant_id: t.id,
-        slug: t.slug,
-        state: "healthy",
-        details: { message: "WhatsApp integration disabled" },
-      });
-      continue;
-    }
-    const name = t.instance_name || instanceName(t.slug, deps.config.instancePrefix);
-    const server = serverOf(t);
-    const instances = server.instances;
-    if (!instances) {
-      results.push({
-        tenant_id: t.id,
-        slug: t.slug,
-        state: "unhealthy",
-        issue_code: "evolution_unreachable",
-        issue: `Evolution API unreachable: ${server.error}`,
-        severity: "high",
-        evolution_state: "unknown",
-        details: { instance: name, ...(server.client === deps.evolution ? {} : { server: server.url }) },
-      });
-      continue;
-    }
-    const listed = instances.get(name);
-    if (!listed) {
-      results.push({
-        tenant_id: t.id,
-        slug: t.slug,
-        state: "unhealthy",
-        issue_code: "instance_missing",
-        issue: "Instance not found in Evolution API",
-        severity: "high",
-        evolution_state: "missing",
-        details: { instance: name },
-      });
-      continue;
-    }
-    // the listing's status is the stored one: open/close are conclusive, connecting/unknown are asked again
-    if (listed.state === "open" || listed.state === "close") results.push(stateResult(t, name, listed.state, false));
-    else pending.push({ tenant: t, name, listed: listed.state, client: server.client });
-  }
-  await pMap(pending, async ({ tenant, name, listed, client }) => {
-    try {
-      const state = await client.connectionState(name);
-      results.push(stateResult(tenant, name, state, true, listed));
-    } catch (error) {
-      const notFound = isEvolutionError(error, "not_found");
-      results.push({
-        tenant_id: tenant.id,
-        slug: tenant.slug,
-        state: "unhealthy",
-        issue_code: notFound ? "instance_missing" : "check_error",
-        issue: notFound
-          ? "Instance not found in Evolution API"
-          : `Cannot read the connection state: ${errorMessage(error)}`,
-        severity: "high",
-        evolution_state: notFound ? "missing" : "unknown",
-        details: { instance: name, listed },
-      });
-    }
-  }, { concurrency });
-  return { results, connectionStateCalls: pending.length };
-}
-
-function stateResult(
-  t: TenantRow,
-  name: string,
-  state: ConnectionState,
-  asked: boolean,
-  listed?: ConnectionState,
-): TenantResult {
-  const details = { instance: name, ...(asked ? { listed, source: "connectionState" } : {}) };
-  if (state === "open") return { tenant_id: t.id, slug: t.slug, state: "healthy", evolution_state: state, details };
-  return {
-    tenant_id: t.id,
-    slug: t.slug,
-    state: "degraded",
-    issue_code: "instance_disconnected",
-    issue: `WhatsApp not connected (${state})`,
-    severity: "medium",
-    evolution_state: state,
-    details,
   };
 }
 
@@ -333,12 +201,25 @@ async function listOtherServers(
       const client = deps.evolution.withCredentials(g.url, row.key);
       const listed = await timed(() => client.fetchInstances());
       listing = listed.error
-        ? { client, url: g.url, instances: null, error: `fetchInstances failed: ${errorMessage(listed.error)}` }
-        : { client, url: g.url, instances: new Map(listed.value!.map((i) => [i.name, i])), error: null };
+        ? {
+          client,
+          url: g.url,
+          serverUrl: g.url,
+          instances: null,
+          error: `fetchInstances failed: ${errorMessage(listed.error)}`,
+        }
+        : {
+          client,
+          url: g.url,
+          serverUrl: g.url,
+          instances: new Map(listed.value!.map((i) => [i.name, i])),
+          error: null,
+        };
     } catch (error) {
       listing = {
         client: deps.evolution,
         url: g.url,
+        serverUrl: g.url,
         instances: null,
         error: `server ${g.url}: ${errorMessage(error)}`,
       };
@@ -365,15 +246,45 @@ export async function runHealthCheck(
   ]);
   const databaseRecoveredNow = await databaseRecovered(deps, ctx.carry).catch(() => false);
 
-  const [settings] = await sql<{ concurrency: number }[]>`
-    select (maintenance.setting('health_check_concurrency') #>> '{}')::int as concurrency`;
+  const [settings] = await sql<
+    {
+      concurrency: number;
+      budget: number;
+      state_rotation_ms: number;
+      socket_rotation_ms: number;
+      zombie_ms: number;
+      self_heal: boolean;
+    }[]
+  >`
+    select (maintenance.setting('health_check_concurrency') #>> '{}')::int as concurrency,
+      (maintenance.setting('health_check_probe_budget') #>> '{}')::int as budget,
+      (extract(epoch from (maintenance.setting('health_check_state_rotation') #>> '{}')::interval) * 1000)::bigint::int
+        as state_rotation_ms,
+      (extract(epoch from (maintenance.setting('health_check_socket_rotation') #>> '{}')::interval) * 1000)::bigint::int
+        as socket_rotation_ms,
+      (extract(epoch from (maintenance.setting('zombie_window') #>> '{}')::interval) * 1000)::bigint as zombie_ms,
+      (maintenance.setting('health_check_self_heal') #>> '{}')::boolean as self_heal`;
+  const policy: ProbePolicy = {
+    budget: settings.budget,
+    concurrency: settings.concurrency,
+    stateRotationMs: settings.state_rotation_ms,
+    socketRotationMs: settings.socket_rotation_ms,
+    zombieMinSilenceMs: Number(settings.zombie_ms),
+    runIntervalMs: RUN_INTERVAL_MS,
+  };
   const tenants = await sql<TenantRow[]>`
     select t.id, t.slug, ti.id as integration_id, ti.is_active as integration_active,
       ti.config ->> 'instance_name' as instance_name,
       ti.config ->> 'evolution_api_url' as evolution_api_url,
-      ti.config ->> 'evolution_api_key_secret_id' as evolution_key_id
+      ti.config ->> 'evolution_api_key_secret_id' as evolution_key_id,
+      h.live_state, h.live_checked_at, h.socket_state, h.socket_checked_at,
+      case when h.state = 'healthy' then h.since end as healthy_since,
+      a.last_state as webhook_state, a.last_state_at as webhook_state_at, a.last_event_at, a.first_event_at,
+      a.events_total::int as events_total
     from public.tenants t
     left join public.tenant_integrations ti on ti.tenant_id = t.id and ti.integration_type = 'whatsapp'
+    left join maintenance.tenant_health h on h.tenant_id = t.id
+    left join maintenance.webhook_activity a on a.tenant_slug = t.slug
     where coalesce(t.is_active, true) and (${scope}::text[] is null or t.slug = any (${scope}::text[]))
     order by t.slug`;
 
@@ -407,18 +318,26 @@ export async function runHealthCheck(
   const main: ServerListing = {
     client: deps.evolution,
     url: deps.evolution.baseUrl,
+    serverUrl: null,
     instances,
     error: evolution.error ?? null,
   };
   // Tenants migrated to another server (whatsapp-ops migrate): one listing per such server, with its key from Vault.
   const others = await listOtherServers(deps, tenants, settings.concurrency);
   fetchInstancesCalls += others.calls;
-  const checked = await checkTenants(
-    deps,
-    tenants,
-    (t) => others.byTenant.get(t.slug) ?? main,
-    settings.concurrency,
-  );
+  const checked = await checkTenants(tenants, (t) => others.byTenant.get(t.slug) ?? main, {
+    prefix: deps.config.instancePrefix,
+    now: at,
+    policy,
+  });
+  // opt-in: restart dead sockets, reconnect transient closes (budgeted, audited); what it did is in the report
+  const healed = settings.self_heal
+    ? await selfHeal(deps, checked.results, {
+      clientOf: (slug) => (others.byTenant.get(slug) ?? main).client,
+      runId: ctx.runId,
+      budget: Math.max(0, policy.budget - checked.calls.connectionState - checked.calls.socketProbe),
+    })
+    : null;
 
   const [{ summary }] = await sql<{ summary: Record<string, unknown> & { issues: unknown[]; issueCount: number } }[]>`
     select maintenance.record_tenant_health(${ctx.runId}, ${at}, ${sql.json(checked.results as never)},
@@ -490,6 +409,7 @@ export async function runHealthCheck(
         changed: summary.changed,
         wentDown: summary.wentDown,
         flapping: summary.flapping,
+        frequentDisconnections: summary.frequentDisconnections,
         zombies: summary.zombies,
         removed: summary.removed,
       },
@@ -498,8 +418,13 @@ export async function runHealthCheck(
       evolutionCalls: {
         serverInfo: 1,
         fetchInstances: fetchInstancesCalls,
-        connectionState: checked.connectionStateCalls,
+        connectionState: checked.calls.connectionState,
+        socketProbe: checked.calls.socketProbe,
+        selfHeal: healed?.calls ?? 0,
+        budget: policy.budget,
+        overBudget: checked.calls.overBudget,
       },
+      ...(healed ? { selfHeal: healed.report } : {}),
       deadman: { watched: deadman.watched, missed: deadman.missed, unparsable: deadman.unparsable },
       alerts,
       notifications: {
@@ -507,6 +432,8 @@ export async function runHealthCheck(
         sent: delivery.sent,
         retrying: delivery.retrying,
         failed: delivery.failed,
+        lost: delivery.lost,
+        remaining: delivery.remaining,
         errors: delivery.errors.slice(0, 20),
       },
       ...(databaseRecoveredNow ? { databaseRecovered: true } : {}),

@@ -75,11 +75,12 @@ select results_eq($$select from_state, to_state from maintenance.tenant_health_h
   $$values (null::text, 'degraded'::text), ('degraded', 'healthy')$$, 'history holds exactly the two state changes');
 
 -- frequent disconnections from api_logs
-insert into public.api_logs (created_at, tenant_slug, service, event, data)
+insert into public.api_logs (created_at, tenant_slug, service, event, status, data)
 select '2026-01-01 15:00Z'::timestamptz - make_interval(mins => g * 10), 'hx-ok', 'whatsapp', 'connection.update',
-  '{"state":"close","statusReason":428}' from generate_series(1, 4) g;
+  'success', '{"state":"close","statusReason":428}' from generate_series(1, 4) g;
 select is(maintenance.record_tenant_health('10000000-0000-0000-0000-000000000005', '2026-01-01 15:10Z',
-  (select r from t_results)) -> 'flapping', '["hx-ok"]'::jsonb, 'four close events in 2 h flag frequent_disconnections');
+  (select r from t_results)) -> 'frequentDisconnections', '["hx-ok"]'::jsonb,
+  'four close events in 2 h flag frequent_disconnections');
 select results_eq($$select state, issue_code from maintenance.tenant_health where tenant_slug = 'hx-ok'$$,
   $$values ('degraded'::text, 'frequent_disconnections'::text)$$, 'an open but flapping tenant is degraded');
 
@@ -111,7 +112,8 @@ select maintenance.evaluate_alerts('10000000-0000-0000-0000-000000000008', '2026
 select is((select status from maintenance.alerts where fingerprint = 'evolution_down'), 'resolved',
   'evolution_down resolves when the run no longer sees it');
 
--- zombie suspicion: open, but no webhook event for longer than zombie_window (webhook_activity is late-bound)
+-- zombie suspicion is the job's judgement (silence relative to the tenant's own rate, only where no liveness probe
+-- could tell): it arrives as a flag, and the bookkeeping makes an open tenant with it degraded
 do $$ begin
   if to_regclass('maintenance.webhook_activity') is null then
     create table maintenance.webhook_activity (tenant_slug text primary key, last_event_at timestamptz);
@@ -120,8 +122,9 @@ end $$;
 insert into public.tenants (id, slug) values ('00000000-0000-0000-0000-00000000a003', 'hx-zombie');
 insert into maintenance.webhook_activity (tenant_slug, last_event_at) values ('hx-zombie', '2025-12-30 10:00Z');
 select is(maintenance.record_tenant_health('10000000-0000-0000-0000-000000000009', '2026-01-01 16:20Z',
-  '[{"tenant_id":"00000000-0000-0000-0000-00000000a003","slug":"hx-zombie","state":"healthy","evolution_state":"open"}]')
-  -> 'zombies', '["hx-zombie"]'::jsonb, 'an open instance without webhook events for over 24 h is a suspected zombie');
+  '[{"tenant_id":"00000000-0000-0000-0000-00000000a003","slug":"hx-zombie","state":"healthy","evolution_state":"open",
+    "flags":["zombie_suspected"]}]')
+  -> 'zombies', '["hx-zombie"]'::jsonb, 'a tenant the job flags as a suspected zombie is reported as one');
 select results_eq($$select state, issue_code from maintenance.tenant_health where tenant_slug = 'hx-zombie'$$,
   $$values ('degraded'::text, 'zombie_suspected'::text)$$, 'a suspected zombie is degraded');
 
