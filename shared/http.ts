@@ -9,6 +9,7 @@ import { z } from "zod";
 import { verifyCredentials } from "@supabase/server/core";
 import { AppError, UnauthorizedError, ValidationError } from "./errors.ts";
 import type { KeySet } from "./config.ts";
+import { inspectJson, type JsonProblem, printable, textProblem } from "./strict_json.ts";
 
 /** Largest request body any function reads (bytes). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -73,6 +74,12 @@ export function errorBody(code: string, message: string, details: unknown = null
  */
 export function createFunctionApp(name: string): Hono {
   const app = new Hono().basePath(`/${name}`);
+  // before any route or key check: a URL whose path or query cannot be read as text is a 400 naming the part
+  app.use("*", async (c, next) => {
+    const problem = urlProblem(c.req.url);
+    if (problem) throw new ValidationError(problem.message, { code: "invalid_url", details: [problem] });
+    await next();
+  });
   app.notFound((c) =>
     c.json(errorBody("not_found", `No route ${c.req.method} ${new URL(c.req.url).pathname} in function '${name}'`), 404)
   );
@@ -84,6 +91,69 @@ export function createFunctionApp(name: string): Hono {
     return c.json(errorBody("internal_error", "The function failed unexpectedly; see the function logs"), 500);
   });
   return app;
+}
+
+/**
+ * The first part of a URL that is not text: a malformed percent escape, or a NUL, a control character or a lone
+ * surrogate once decoded, in a path segment or a query parameter's name or value. Null when the URL is fine.
+ */
+export function urlProblem(raw: string): { field: string; problem: string; message: string } | null {
+  const url = new URL(raw);
+  // deno-lint-ignore no-control-regex
+  const bad = (s: string) => textProblem(s) ?? (/[\u0001-\u001f\u007f]/.test(s) ? "control" : undefined);
+  const words = { nul: "a NUL character", lone_surrogate: "a lone surrogate", control: "a control character" };
+  for (const seg of url.pathname.split("/")) {
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(seg);
+    } catch {
+      return {
+        field: "path",
+        problem: "malformed",
+        message: `Invalid URL path: ${printable(seg)} is not a valid percent-encoding`,
+      };
+    }
+    const p = bad(decoded);
+    if (p) return { field: "path", problem: p, message: `Invalid URL path: a segment contains ${words[p]}` };
+  }
+  for (const pair of url.search.replace(/^\?/, "").split("&")) {
+    if (!pair) continue;
+    const eq = pair.indexOf("=");
+    const rawKey = eq < 0 ? pair : pair.slice(0, eq);
+    const rawValue = eq < 0 ? "" : pair.slice(eq + 1);
+    let key: string, value: string;
+    try {
+      key = decodeURIComponent(rawKey.replace(/\+/g, " "));
+    } catch {
+      return {
+        field: "query",
+        problem: "malformed",
+        message: `Invalid query string: the name ${printable(rawKey)} is not a valid percent-encoding`,
+      };
+    }
+    try {
+      value = decodeURIComponent(rawValue.replace(/\+/g, " "));
+    } catch {
+      return {
+        field: key,
+        problem: "malformed",
+        message: `Invalid query parameter ${printable(key)}: not a valid percent-encoding`,
+      };
+    }
+    const pk = bad(key);
+    if (pk) {
+      return { field: "query", problem: pk, message: `Invalid query string: a parameter name contains ${words[pk]}` };
+    }
+    const pv = bad(value);
+    if (pv) {
+      return {
+        field: key,
+        problem: pv,
+        message: `Invalid query parameter ${printable(key)}: it contains ${words[pv]}`,
+      };
+    }
+  }
+  return null;
 }
 
 /** Formats zod issues as `{ field, message }` rows and a one-line message naming the fields. */
@@ -104,24 +174,46 @@ export function describeIssues(error: z.ZodError, what = "request body"): Valida
  * type, 400 for invalid JSON or a schema failure (the message names each field).
  */
 export async function readJson<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
+  return parseJsonBody(await readJsonText(c), schema);
+}
+
+/**
+ * The body as text, for {@link parseJsonBody}: "" when empty; 413 over {@link MAX_BODY_BYTES}, 415 for a non-JSON
+ * content type, 400 when it is not UTF-8.
+ */
+export async function readJsonText(c: Context): Promise<string> {
   const declared = Number(c.req.header("content-length") ?? "0");
   if (declared > MAX_BODY_BYTES) throw tooLarge(declared);
   const text = await readLimited(c.req.raw);
+  if (text.trim() === "") return "";
+  const type = c.req.header("content-type") ?? "";
+  if (!/^application\/([a-z0-9.+-]*\+)?json\b/i.test(type)) {
+    throw new AppError(
+      "unsupported_media_type",
+      415,
+      `Cannot read the request body as its content type is '${type || "(none)"}': send application/json`,
+    );
+  }
+  return text;
+}
+
+/** The error for a body {@link inspectJson} refused: 400 `invalid_json`, naming the field for a stored-text problem. */
+export function jsonProblemError(p: JsonProblem): ValidationError {
+  return p.code === "syntax"
+    ? new ValidationError(p.message.replace(/^Invalid JSON/, "Invalid JSON in request body"), { code: "invalid_json" })
+    : new ValidationError(`Invalid request body: ${p.message}`, {
+      code: "invalid_json",
+      details: [{ field: p.path, problem: p.code, message: p.message }],
+    });
+}
+
+/** Checks ({@link inspectJson}) and validates a body read by {@link readJsonText}; an empty body is `{}`. */
+export function parseJsonBody<T extends z.ZodType>(text: string, schema: T): z.infer<T> {
   let value: unknown = {};
-  if (text.trim() !== "") {
-    const type = c.req.header("content-type") ?? "";
-    if (!/^application\/([a-z0-9.+-]*\+)?json\b/i.test(type)) {
-      throw new AppError(
-        "unsupported_media_type",
-        415,
-        `Cannot read the request body as its content type is '${type || "(none)"}': send application/json`,
-      );
-    }
-    try {
-      value = JSON.parse(text);
-    } catch (e) {
-      throw new ValidationError(`Invalid JSON in request body: ${(e as Error).message}`, { code: "invalid_json" });
-    }
+  if (text !== "") {
+    const inspected = inspectJson(text);
+    if (!inspected.ok) throw jsonProblemError(inspected.problem);
+    value = inspected.value;
   }
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw describeIssues(parsed.error);

@@ -107,3 +107,46 @@ Deno.test("createFunctionApp() answers unknown routes with a JSON 404", async ()
   assert.equal(res.status, 404);
   assert.equal((await res.json()).error.code, "not_found");
 });
+
+Deno.test("readJson() refuses text the database cannot store with a 400 naming the field", async () => {
+  const cases: Array<[string, string, string]> = [
+    [`{"slug":"a\\u0000"}`, "slug", "nul"],
+    [`{"slug":"\\ud800"}`, "slug", "lone_surrogate"],
+    [`{"slug":"a","slug":"b"}`, "slug", "duplicate_key"],
+    [`{"slug":1e400}`, "slug", "unsafe_number"],
+    ["[".repeat(100_000) + "]".repeat(100_000), "[0][0][0]", "too_deep"],
+  ];
+  for (const [body, field, problem] of cases) {
+    const res = await post(body);
+    assert.equal(res.status, 400, body.slice(0, 40));
+    const { error } = await res.json();
+    assert.equal(error.code, "invalid_json");
+    assert.equal(error.details[0].problem, problem);
+    assert.ok(error.details[0].field.startsWith(field), `${error.details[0].field} names ${field}`);
+    assert.ok(error.message.includes(field.slice(0, 4)), error.message);
+  }
+});
+
+Deno.test("createFunctionApp() answers a URL that is not text with a 400 naming the part, before any key check", async () => {
+  const a = createFunctionApp("demo");
+  a.use("*", requireSecretKey({ default: KEY }));
+  a.get("/:slug", (c) => c.json({ slug: c.req.param("slug"), q: c.req.query("q") }));
+  const cases: Array<[string, string]> = [
+    ["/demo/a?q=%00", "q"],
+    ["/demo/a?q=%E0%A4%A", "q"],
+    ["/demo/a?q=%ED%A0%80", "q"],
+    ["/demo/a?q=a%0Ab", "q"],
+    ["/demo/a?%00=1", "query"],
+    ["/demo/a%00b", "path"],
+    ["/demo/%zz", "path"],
+  ];
+  for (const [url, field] of cases) {
+    const res = await a.request(url);
+    assert.equal(res.status, 400, url);
+    const { error } = await res.json();
+    assert.equal(error.code, "invalid_url", url);
+    assert.equal(error.details[0].field, field, url);
+  }
+  const fine = await a.request("/demo/a?q=caf%C3%A9+x", { headers: { apikey: KEY } });
+  assert.deepEqual(await fine.json(), { slug: "a", q: "café x" });
+});

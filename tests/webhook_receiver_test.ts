@@ -38,7 +38,7 @@ async function logs(slug: string) {
     where tenant_slug = ${slug} and service = 'whatsapp' order by id`;
 }
 
-Deno.test("whatsapp-webhook rejects bad slugs (400), unknown tenants (404) and bad tokens (401)", async (t) => {
+Deno.test("whatsapp-webhook rejects bad slugs (400), and unknown tenants exactly as bad tokens (401)", async (t) => {
   const { slug } = await createTenant({ prefix: "wh" });
   const body = envelope(`revalya-${slug}`, "connection.update", { state: "open" });
   await t.step("invalid slugs → 400 naming 'slug'", async () => {
@@ -48,8 +48,12 @@ Deno.test("whatsapp-webhook rejects bad slugs (400), unknown tenants (404) and b
       assert.match(r.json.error.message, /'slug'/);
     }
   });
-  await t.step("unknown tenant → 404", async () => {
-    assert.equal((await post("no-such-tenant-xyz", body)).status, 404);
+  await t.step("unknown tenant → the same 401 and body as a wrong token", async () => {
+    const unknown = await post("no-such-tenant-xyz", body);
+    const wrong = await post(slug, body, { token: "0".repeat(64) });
+    assert.equal(unknown.status, 401);
+    assert.deepEqual(unknown.json, wrong.json);
+    assert.doesNotMatch(JSON.stringify(unknown.json), /no-such-tenant|tenant with/);
   });
   await t.step("missing or wrong token → 401; another tenant's token → 401", async () => {
     assert.equal((await post(slug, body, { token: null })).status, 401);

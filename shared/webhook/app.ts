@@ -4,19 +4,23 @@
  * `…/whatsapp-webhook/api/whatsapp/webhook/<slug>[/<event-suffix>]` (the tenants' webhook URL convention, `{WEBHOOK_BASE_URL}/api/whatsapp/webhook/{slug}`, with
  * `WEBHOOK_BASE_URL` pointing at this function; the suffix is Evolution's `byEvents` mode).
  *
- * Per request, in this order: the slug is valid (400) and names a tenant (404); the `x-webhook-token` header equals
- * the tenant's token, HMAC-SHA256(slug, WEBHOOK_SECRET), compared in constant time (401); the body is JSON ≤ 1 MB
- * with Evolution's webhook envelope (400/413/415); the envelope's `instance` is the tenant's own instance name, else 403 and
- * an `api_logs` row `error_type='cross_tenant'`. Then ONE statement (`maintenance.record_webhook_event`) stores
- * the receipt (dedup of redeliveries), the `api_logs` row for connection/lifecycle events and the tenant's
- * webhook activity. Tenants are looked up by one indexed query and cached for a few seconds.
+ * Per request, in this order: the slug is valid (400); the `x-webhook-token` header equals the tenant's token,
+ * HMAC-SHA256(slug, WEBHOOK_SECRET), compared in constant time (401; an unknown slug gets the same 401, body and
+ * work, so the receiver tells strangers nothing about which tenants exist); the body is JSON ≤ 1 MB with Evolution's
+ * webhook envelope (400/413/415; text the database cannot store, such as NUL or a lone surrogate, is a 400 naming
+ * the field); the envelope's `instance` is the tenant's own instance name, else 403 and a cross-tenant attempt on
+ * record (also when the body held such text: the attempt is stored sanitised). Then ONE statement
+ * (`maintenance.record_webhook_event`) stores the receipt (dedup of redeliveries), the `api_logs` row for
+ * connection/lifecycle events and the tenant's webhook activity. Tenants are looked up by one indexed query and
+ * cached for a few seconds.
  */
 import type { Hono } from "hono";
 import { z } from "zod";
 import type { Deps } from "../deps.ts";
 import { retryOnConnectionLoss } from "../db.ts";
-import { createFunctionApp, readJson, timingSafeEqual } from "../http.ts";
-import { ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from "../errors.ts";
+import { createFunctionApp, describeIssues, jsonProblemError, readJsonText, timingSafeEqual } from "../http.ts";
+import { ForbiddenError, UnauthorizedError, ValidationError } from "../errors.ts";
+import { cleanText, inspectJson, sanitizeJson } from "../strict_json.ts";
 import { instanceName, parseSlug, WEBHOOK_TOKEN_HEADER, WEBHOOK_TOKEN_PARAM, webhookToken } from "../naming.ts";
 import { eventSuffix, LOGGED_EVENTS } from "../evolution/events.ts";
 
@@ -59,7 +63,8 @@ export function createWebhookApp(deps: Deps): Hono {
     const exists = rows.length > 0;
     return {
       exists,
-      token: exists ? await webhookToken(slug, config.webhookSecret) : "",
+      // computed for an unknown slug too: the same work either way
+      token: await webhookToken(slug, config.webhookSecret),
       instance: instanceName(slug, config.instancePrefix),
       expires: Date.now() + (exists ? TENANT_TTL_MS : MISSING_TTL_MS),
     };
@@ -88,15 +93,36 @@ export function createWebhookApp(deps: Deps): Hono {
       });
     }
     const t = await tenant(slug);
-    if (!t.exists) throw new NotFoundError(`No tenant with slug '${slug}'`);
     // the header (Evolution 2.x sends the instance's custom headers) or `?token=` (1.8 stores no headers)
     const presented = c.req.header(WEBHOOK_TOKEN_HEADER) ?? c.req.query(WEBHOOK_TOKEN_PARAM) ?? "";
-    if (!presented || !timingSafeEqual(presented, t.token)) {
+    const matches = presented !== "" && timingSafeEqual(presented, t.token);
+    if (!matches || !t.exists) {
       throw new UnauthorizedError(
         `Missing or invalid webhook token: send the tenant's '${WEBHOOK_TOKEN_HEADER}' header (or '?${WEBHOOK_TOKEN_PARAM}=')`,
       );
     }
-    const envelope = await readJson(c, WebhookEnvelope);
+    const crossTenant = async (instance: string, event: string) => {
+      await retryOnConnectionLoss(() =>
+        sql`select maintenance.record_cross_tenant_attempt(${slug}, ${instance}, ${t.instance}, ${event})`
+      );
+      return new ForbiddenError(
+        `Cannot accept an event for instance '${instance.slice(0, 200)}' on tenant '${slug}': ` +
+          `its instance is '${t.instance}' (logged as a cross-tenant attempt)`,
+      );
+    };
+    const text = await readJsonText(c);
+    const inspected = inspectJson(text === "" ? "{}" : text);
+    if (!inspected.ok) {
+      // text the database cannot store: still a cross-tenant attempt on record when it names another instance
+      if (inspected.problem.code !== "syntax") {
+        const claimed = readClaim(text);
+        if (claimed && claimed.instance !== t.instance) throw await crossTenant(claimed.instance, claimed.event);
+      }
+      throw jsonProblemError(inspected.problem);
+    }
+    const parsed = WebhookEnvelope.safeParse(inspected.value);
+    if (!parsed.success) throw describeIssues(parsed.error);
+    const envelope = parsed.data;
     if (suffix !== undefined && suffix !== eventSuffix(envelope.event)) {
       throw new ValidationError(
         `Invalid 'suffix': '${suffix}' does not match the event '${envelope.event}' (expected '${
@@ -105,16 +131,7 @@ export function createWebhookApp(deps: Deps): Hono {
         { details: [{ field: "suffix", message: `expected '${eventSuffix(envelope.event)}'` }] },
       );
     }
-    if (envelope.instance !== t.instance) {
-      await retryOnConnectionLoss(() =>
-        sql`select maintenance.record_cross_tenant_attempt(${slug}, ${envelope.instance}, ${t.instance},
-          ${envelope.event})`
-      );
-      throw new ForbiddenError(
-        `Cannot accept an event for instance '${envelope.instance.slice(0, 200)}' on tenant '${slug}': ` +
-          `its instance is '${t.instance}' (logged as a cross-tenant attempt)`,
-      );
-    }
+    if (envelope.instance !== t.instance) throw await crossTenant(envelope.instance, envelope.event);
     const store = LOGGED_EVENTS.has(envelope.event);
     // date_time is Evolution's local wall time with a `Z`, never UTC: it only tells redeliveries apart (dedup key)
     const at = envelope.date_time ? new Date(envelope.date_time) : null;
@@ -129,4 +146,25 @@ export function createWebhookApp(deps: Deps): Hono {
     return c.json({ ok: true, event: envelope.event, stored: store, duplicate: !row.is_new });
   });
   return app;
+}
+
+/**
+ * The instance and event a body claims, sanitised (NUL and lone surrogates replaced, cut to their envelope limits),
+ * from text {@link inspectJson} refused but `JSON.parse` reads; null when it names no instance.
+ */
+function readClaim(text: string): { instance: string; event: string } | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!value || typeof value !== "object" || Array.isArray(value)) return null;
+  const { instance, event } = value as Record<string, unknown>;
+  if (typeof instance !== "string" || instance === "") return null;
+  const clean = sanitizeJson({ instance, event: typeof event === "string" ? event : "(none)" }, 2) as {
+    instance: string;
+    event: string;
+  };
+  return { instance: cleanText(clean.instance).slice(0, 200), event: clean.event.slice(0, 100) };
 }
