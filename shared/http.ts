@@ -99,6 +99,7 @@ export function createFunctionApp(name: string): Hono {
  */
 export function urlProblem(raw: string): { field: string; problem: string; message: string } | null {
   const url = new URL(raw);
+  const named = (s: string) => `'${printable(s).slice(1, -1)}'`;
   // deno-lint-ignore no-control-regex
   const bad = (s: string) => textProblem(s) ?? (/[\u0001-\u001f\u007f]/.test(s) ? "control" : undefined);
   const words = { nul: "a NUL character", lone_surrogate: "a lone surrogate", control: "a control character" };
@@ -110,7 +111,7 @@ export function urlProblem(raw: string): { field: string; problem: string; messa
       return {
         field: "path",
         problem: "malformed",
-        message: `Invalid URL path: ${printable(seg)} is not a valid percent-encoding`,
+        message: `Invalid URL path: ${named(seg)} is not a valid percent-encoding`,
       };
     }
     const p = bad(decoded);
@@ -128,7 +129,7 @@ export function urlProblem(raw: string): { field: string; problem: string; messa
       return {
         field: "query",
         problem: "malformed",
-        message: `Invalid query string: the name ${printable(rawKey)} is not a valid percent-encoding`,
+        message: `Invalid query string: the name ${named(rawKey)} is not a valid percent-encoding`,
       };
     }
     try {
@@ -137,7 +138,7 @@ export function urlProblem(raw: string): { field: string; problem: string; messa
       return {
         field: key,
         problem: "malformed",
-        message: `Invalid query parameter ${printable(key)}: not a valid percent-encoding`,
+        message: `Invalid query parameter ${named(key)}: not a valid percent-encoding`,
       };
     }
     const pk = bad(key);
@@ -149,7 +150,7 @@ export function urlProblem(raw: string): { field: string; problem: string; messa
       return {
         field: key,
         problem: pv,
-        message: `Invalid query parameter ${printable(key)}: it contains ${words[pv]}`,
+        message: `Invalid query parameter ${named(key)}: it contains ${words[pv]}`,
       };
     }
   }
