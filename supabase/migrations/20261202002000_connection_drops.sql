@@ -12,7 +12,7 @@
 -- It is now stored as event 'cross_tenant_attempt' with the claimed event in data.event, and the rows stored the
 -- old way are moved to that name here.
 
--- why: the one rule for disconnections (diagnose, the weekly report, and the health check's flap rule). For each
+-- why: the one rule for disconnections (diagnose, the weekly report, health-check's frequent_disconnections). For each
 -- tenant of `slugs` (one row each, zeros when nothing happened), over the window (since, until]:
 --   drops         connection.update events with state connecting or close whose previous state of that tenant
 --                 (its last connection.update before it, by created_at then id, looked up before `since` too) was
@@ -25,8 +25,8 @@
 --   events        the tenant's connection.update events.
 -- A connection.update row is service 'whatsapp', event 'connection.update' (the receiver's spelling), not an error
 -- row; its state is data.state (or data.data.state, a whole envelope stored as data). Rows without a state count
--- in events only. One pass over the window's rows by the api_logs_connection_update_idx partial index, plus one
--- backward index probe per tenant that has events in the window (for the state before it).
+-- in events only. One index range over the window's connection.update rows, plus one backward probe of
+-- api_logs_connection_update_idx per tenant that has events in the window (for the state before it).
 create or replace function maintenance.connection_drops(slugs text[], since timestamptz, until timestamptz)
 returns table (tenant_slug text, drops integer, closes integer, last_drop_at timestamptz, reasons jsonb, events integer)
 language plpgsql stable security definer set search_path = '' as $$
@@ -104,7 +104,8 @@ grant execute on function maintenance.connection_drops(text[], timestamptz, time
 -- why: diagnose's disconnection figures for one tenant over (p_as_of - p_window, p_as_of], from
 -- maintenance.connection_drops. The columns keep their names: `closes` now counts the drops (a transient drop
 -- sends no close), `last_close_at` is the last drop, `reasons` the drops' statusReason counts; `terminal_closes`
--- is new: the state-close events (logouts) among them or after them. More than 3 drops in 2 h is a pattern.
+-- is new: the window's state-close events (logouts, bans), after an open or not. More than 3 drops in 2 h is a
+-- pattern.
 -- Dropped and created again because its result gains a column (create or replace cannot change a result type).
 drop function if exists maintenance.tenant_disconnections(text, interval, timestamptz);
 create function maintenance.tenant_disconnections(
