@@ -25,8 +25,8 @@
 --   events        the tenant's connection.update events.
 -- A connection.update row is service 'whatsapp', event 'connection.update' (the receiver's spelling), not an error
 -- row; its state is data.state (or data.data.state, a whole envelope stored as data). Rows without a state count
--- in events only. One index range over the window's connection.update rows, plus one backward probe of
--- api_logs_connection_update_idx per tenant that has events in the window (for the state before it).
+-- in events only. Per tenant, one range of api_logs_connection_update_idx over the window and, when the tenant
+-- has events in it, one backward probe for the state before it.
 create or replace function maintenance.connection_drops(slugs text[], since timestamptz, until timestamptz)
 returns table (tenant_slug text, drops integer, closes integer, last_drop_at timestamptz, reasons jsonb, events integer)
 language plpgsql stable security definer set search_path = '' as $$
@@ -39,19 +39,25 @@ begin
   with scope as (
     select distinct s.slug from unnest(slugs) as s(slug) where s.slug is not null
   ),
+  -- each tenant's rows of the window through the partial index (tenant_slug, created_at, id): its own rows only,
+  -- however many other rows the window holds (a scan of the window by created_at walks every service's rows)
   win as materialized (
-    select l.tenant_slug, l.created_at, l.id,
+    select s.slug as tenant_slug, l.created_at, l.id,
       coalesce(l.data ->> 'state', l.data #>> '{data,state}') as state,
       coalesce(l.data ->> 'statusReason', l.data #>> '{data,statusReason}') as reason
-    from public.api_logs l
-    where l.service = 'whatsapp' and l.event = 'connection.update' and l.status is distinct from 'error'
-      and l.tenant_slug = any (slugs)
-      and l.created_at > since and l.created_at <= until
+    from scope s
+    cross join lateral (
+      select x.created_at, x.id, x.data from public.api_logs x
+      where x.service = 'whatsapp' and x.event = 'connection.update' and x.status is distinct from 'error'
+        and x.tenant_slug = s.slug and x.created_at > since and x.created_at <= until) l
+  ),
+  per_events as (
+    select w.tenant_slug, count(*)::integer as n from win w group by w.tenant_slug
   ),
   prior as (
     -- the state before the window, only for the tenants that have events in it (no event: no drop to judge)
     select t.tenant_slug, p.created_at, p.id, p.state
-    from (select distinct w.tenant_slug from win w) t
+    from per_events t
     cross join lateral (
       select l.created_at, l.id, coalesce(l.data ->> 'state', l.data #>> '{data,state}') as state
       from public.api_logs l
@@ -61,39 +67,36 @@ begin
       order by l.created_at desc, l.id desc
       limit 1) p
   ),
-  timeline as (
-    select p.tenant_slug, p.created_at, p.id, p.state, null::text as reason, false as in_window from prior p
-    union all
-    select w.tenant_slug, w.created_at, w.id, w.state, w.reason, true from win w where w.state is not null
-  ),
   marked as (
     select t.tenant_slug, t.created_at, t.reason, t.state, t.in_window,
       t.in_window and t.state in ('connecting', 'close')
-        and lag(t.state) over (partition by t.tenant_slug order by t.created_at, t.id) = 'open' as is_drop
-    from timeline t
+        and lag(t.state) over (partition by t.tenant_slug collate "C" order by t.created_at, t.id) = 'open' as is_drop
+    from (
+      select p.tenant_slug, p.created_at, p.id, p.state, null::text as reason, false as in_window from prior p
+      union all
+      select w.tenant_slug, w.created_at, w.id, w.state, w.reason, true from win w where w.state is not null
+    ) t
   ),
-  per_tenant as (
-    select m.tenant_slug,
+  -- one pass over the marked rows: per tenant and reason, then per tenant
+  per_reason as (
+    select m.tenant_slug, coalesce(m.reason, 'unknown') as reason,
       count(*) filter (where m.is_drop)::integer as drops,
       count(*) filter (where m.in_window and m.state = 'close')::integer as closes,
       max(m.created_at) filter (where m.is_drop) as last_drop_at
     from marked m
-    group by m.tenant_slug
+    group by 1, 2
   ),
-  per_reason as (
-    select r.tenant_slug, jsonb_object_agg(r.reason, r.n order by r.reason) as reasons
-    from (select m.tenant_slug, coalesce(m.reason, 'unknown') as reason, count(*) as n
-          from marked m where m.is_drop group by 1, 2) r
+  per_tenant as (
+    select r.tenant_slug, sum(r.drops)::integer as drops, sum(r.closes)::integer as closes,
+      max(r.last_drop_at) as last_drop_at,
+      jsonb_object_agg(r.reason, r.drops order by r.reason) filter (where r.drops > 0) as reasons
+    from per_reason r
     group by r.tenant_slug
-  ),
-  per_events as (
-    select w.tenant_slug, count(*)::integer as n from win w group by w.tenant_slug
   )
-  select s.slug, coalesce(a.drops, 0), coalesce(a.closes, 0), a.last_drop_at, coalesce(r.reasons, '{}'::jsonb),
+  select s.slug, coalesce(a.drops, 0), coalesce(a.closes, 0), a.last_drop_at, coalesce(a.reasons, '{}'::jsonb),
     coalesce(e.n, 0)
   from scope s
   left join per_tenant a on a.tenant_slug = s.slug
-  left join per_reason r on r.tenant_slug = s.slug
   left join per_events e on e.tenant_slug = s.slug
   order by s.slug;
 end;
