@@ -22,6 +22,14 @@ On-demand actions on one tenant (function whatsapp-ops):
   migrate <slug> --api-url URL (--api-key KEY | --api-key-env VAR) [--apply] [--leave-old-if-unreachable]
                                         move the instance to another Evolution server (dry run checks the server;
                                         --leave-old-if-unreachable: moving off a dead server, keep the new one)
+Fleet of Evolution servers (function whatsapp-ops; keys are never shown):
+  servers list                          every server: URL, version, enabled/draining, tenants/capacity
+  servers register <name> --url URL (--key KEY | --key-env VAR) [--capacity N]
+                                        check the server answers and accepts the key, then register it
+  servers enable|drain|undrain <name>   drain: no new placements (its tenants stay); undrain, enable: undo
+  servers disable <name> [--apply]      no placements or migrations to it (dry run without --apply)
+  servers remove <name> --confirm <name> [--apply]
+                                        refused while tenants use it (dry run without --apply)
 Jobs:
   audit [--apply] [--tenant SLUG]...    isolation-audit (report only without --apply)
   orphans [--apply] [--grace-hours N]   orphan-cleanup (report only without --apply)
@@ -177,8 +185,43 @@ function request(cmd: string, args: ReturnType<typeof parseArgs>): { fn: string;
     }
     case "status":
       return { fn: "whatsapp-ops/status", body: first ? { slug: first } : {} };
+    case "servers":
+      return serversRequest(args);
     default:
       throw new Usage(`unknown command '${cmd}'`);
+  }
+}
+
+const SERVER_VERBS = ["list", "register", "enable", "disable", "drain", "undrain", "remove"];
+
+/** `servers <verb> [name] …` */
+function serversRequest(args: ReturnType<typeof parseArgs>): { fn: string; body: Record<string, unknown> } {
+  const [, verb, name] = args.positional;
+  if (!verb || !SERVER_VERBS.includes(verb)) throw new Usage(`servers needs one of: ${SERVER_VERBS.join(", ")}`);
+  const fn = `whatsapp-ops/servers/${verb}`;
+  if (verb === "list") return { fn, body: {} };
+  if (!name) throw new Usage(`servers ${verb} needs a server name`);
+  switch (verb) {
+    case "register": {
+      const envName = args.one("key-env");
+      const key = args.one("key") ?? (envName ? Deno.env.get(envName) : undefined);
+      if (!args.one("url")) throw new Usage("servers register needs --url");
+      if (!key) throw new Usage("servers register needs --key KEY or --key-env VAR (a set variable)");
+      const capacity = args.one("capacity");
+      if (capacity !== undefined && !Number.isFinite(Number(capacity))) {
+        throw new Usage(`--capacity must be a number: got '${capacity}'`);
+      }
+      return {
+        fn,
+        body: { name, url: args.one("url"), key, ...(capacity === undefined ? {} : { capacity: Number(capacity) }) },
+      };
+    }
+    case "disable":
+      return { fn, body: { name, apply: args.has("apply") } };
+    case "remove":
+      return { fn, body: { name, confirm: args.one("confirm"), apply: args.has("apply") } };
+    default:
+      return { fn, body: { name } };
   }
 }
 
@@ -229,6 +272,26 @@ function summarize(cmd: string, b: Record<string, unknown>) {
       if (r.deleted?.length) line("deleted", r.deleted.join(", "));
     }
     if (r.error) line("error", r.error);
+    return;
+  }
+  if (cmd === "servers") {
+    const state = (s: Record<string, unknown>) =>
+      `${s.enabled ? (s.draining ? "draining" : "enabled") : "disabled"}`.padEnd(9);
+    const row = (s: Record<string, unknown>) =>
+      console.log(
+        `  ${String(s.name).padEnd(20)} ${state(s)} ${String(s.tenants).padStart(6)}/${String(s.capacity).padEnd(7)} ${
+          String(s.version ?? "?").padEnd(8)
+        } ${s.url}`,
+      );
+    if (a.action === "servers.list") {
+      console.log(`  ${"name".padEnd(20)} ${"state".padEnd(9)} tenants/capacity version  url`);
+      for (const s of a.servers ?? []) row(s);
+      line("next placement", a.nextPlacement ?? "none (every server is disabled or draining)");
+      return;
+    }
+    console.log(`${a.action} ${a.server}: ${a.result}${a.dryRun ? " (dry run)" : ""}`);
+    for (const p of a.plan ?? []) console.log(`  → ${p}`);
+    if (a.after) row(a.after);
     return;
   }
   if (cmd === "status") {

@@ -1,10 +1,13 @@
 /**
  * @module
  * Tenant naming: slug validation (used wherever a slug enters), and the instance name and webhook URL derived from
- * a slug. A valid slug is lowercase letters, digits and single hyphens, so it can never be a path trick.
+ * a slug. A valid slug is lowercase letters, digits and single hyphens, so it can never be a path trick. Which tenant
+ * an instance belongs to ({@link tenantOfInstance}) does not ask for that format: existing tenants may have older
+ * slugs, and their instances are theirs all the same.
  */
 import { z } from "zod";
 import { normalizeBaseUrl } from "./config.ts";
+import type { Sql } from "./db.ts";
 import { ValidationError } from "./errors.ts";
 
 /** Longest slug accepted (the instance name adds the prefix; Evolution names are stored as text). */
@@ -40,6 +43,41 @@ export function slugFromInstance(name: string, prefix: string): Slug | null {
   if (!name.startsWith(prefix)) return null;
   const slug = name.slice(prefix.length);
   return isSlug(slug) ? slug : null;
+}
+
+/**
+ * What an instance name says about its tenant under `prefix`, whatever the slug's format: the text after the prefix
+ * (`revalya-Legacy_Co` → `Legacy_Co`), or null when the name lacks the prefix or has nothing after it. Unlike
+ * {@link slugFromInstance} it does not ask for the bundle's slug format: `tenants.slug` predates this bundle, and a
+ * slug with upper case, underscores or dots still names a tenant whose instance is `{prefix}{slug}`.
+ */
+export function instanceSuffix(name: string, prefix: string): string | null {
+  if (!name.startsWith(prefix) || name.length === prefix.length) return null;
+  return name.slice(prefix.length);
+}
+
+/**
+ * The one rule of "whose instance is this", used by every job that may delete an instance (isolation-audit,
+ * orphan-cleanup): the existing tenant whose instance `name` is, that is the tenant whose slug, exactly as stored,
+ * follows the prefix (`{prefix}{slug}`, the same rule as the SQL side's `prefix || slug = name`), or null. An
+ * instance this returns a tenant for is never deleted as unknown or orphaned, whatever the slug's format: at worst
+ * its integration row is missing, and `whatsapp-ops fix` recreates that. `tenants`: the existing slugs (all of
+ * them, or at least those {@link instanceSuffix} gives for the names in question, see {@link existingTenants}).
+ */
+export function tenantOfInstance(name: string, prefix: string, tenants: ReadonlySet<string>): string | null {
+  const suffix = instanceSuffix(name, prefix);
+  return suffix !== null && tenants.has(suffix) ? suffix : null;
+}
+
+/**
+ * The existing tenants among those the instance `names` map to under `prefix` (one query), for
+ * {@link tenantOfInstance}: read again just before a deletion, so a tenant created since a listing still counts.
+ */
+export async function existingTenants(sql: Sql, names: string[], prefix: string): Promise<Set<string>> {
+  const suffixes = [...new Set(names.map((n) => instanceSuffix(n, prefix)).filter((s): s is string => s !== null))];
+  if (!suffixes.length) return new Set();
+  const rows = await sql<{ slug: string }[]>`select slug from public.tenants where slug = any (${suffixes}::text[])`;
+  return new Set(rows.map((r) => r.slug));
 }
 
 /** The request header carrying a tenant's webhook token (set on the instance's webhook at creation). */

@@ -147,10 +147,14 @@ Deno.test("slackMessage() renders Block Kit: header, text, fields as section fie
   const m = slackMessage({ severity: "critical", title: "T", text: "body", fields: { tenant: "acme", n: 3 } });
   const blocks = m.blocks as Array<Record<string, unknown>>;
   assert.equal(blocks[0].type, "header");
-  assert.deepEqual(blocks[1], { type: "section", text: { type: "mrkdwn", text: "body" } });
+  assert.deepEqual(blocks[1], { type: "section", text: { type: "mrkdwn", text: "body", verbatim: true } });
   assert.deepEqual(blocks[2], {
     type: "section",
-    fields: [{ type: "mrkdwn", text: "*tenant*\nacme" }, { type: "mrkdwn", text: "*n*\n3" }],
+    fields: [{ type: "mrkdwn", text: "*tenant*\nacme", verbatim: true }, {
+      type: "mrkdwn",
+      text: "*n*\n3",
+      verbatim: true,
+    }],
   });
   assert.equal(m.text, "🔴 T");
 });

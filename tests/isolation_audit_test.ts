@@ -145,3 +145,66 @@ Deno.test("isolationAudit() reports the database side and an error, and applies 
     await f.close();
   }
 });
+
+Deno.test("isolationAudit() never deletes the instance of an existing tenant whatever its slug's format (legacy slugs)", async (t) => {
+  const f = await opsFixture();
+  const sql = testSql();
+  const tag = crypto.randomUUID().slice(0, 8);
+  // Slugs the bundle would refuse today, as an older application stored them: upper case, underscores, dots.
+  const legacy = [`Legacy_Co_${tag}`, `ACME.${tag}`, `dots.co.${tag}`];
+  const ghost = `revalya-Ghost_${tag}`; // the same format, but no tenant: an unknown instance all the same
+  const made: string[] = [];
+  try {
+    for (const slug of legacy) {
+      await createTenant({ slug, integration: false }); // the issue's case: no row names the instance
+      made.push(slug);
+      f.sim.control.seedInstance(`revalya-${slug}`, { state: "open" });
+    }
+    f.sim.control.seedInstance(ghost, { state: "close" });
+
+    await t.step(
+      "an unscoped run (the schedule's) plans no deletion of theirs and lists them as unchecked",
+      async () => {
+        // a dry run: the plan is what apply executes, and an unscoped apply would touch every tenant of the database
+        const r = await runJob(f.deps, isolationAudit, { input: isolationAudit.input.parse({}), trigger: "test" });
+        const ours = (r.report.violations as Violation[]).filter((v) =>
+          v.instance === ghost || legacy.some((s) => v.instance === `revalya-${s}`)
+        );
+        assert.deepEqual(ours.map((v) => `${v.kind}:${v.instance}`), [`unknown_tenant_instance:${ghost}`]);
+        const deletes = (r.report.violations as Violation[]).flatMap((v) => v.fix)
+          .filter((s) => s.action === "delete_instance").map((s) => (s as { instance: string }).instance);
+        for (const slug of legacy) assert.ok(!deletes.includes(`revalya-${slug}`), `${slug}'s instance is kept`);
+        const unchecked = (r.report.evolution as { unchecked: { instance: string; tenant: string }[] }).unchecked;
+        assert.deepEqual(
+          unchecked.map((u) => [u.instance, u.tenant]).sort(),
+          legacy.map((s) => [`revalya-${s}`, s]).sort(),
+          "each is reported with its tenant: kept, its webhook not checked",
+        );
+      },
+    );
+
+    await t.step("a row naming a legacy tenant's instance: fixed without deleting that instance", async () => {
+      const other = await createTenant({
+        prefix: "iso-legacy",
+        config: { instance_name: `revalya-${legacy[0]}`, webhook_url: "", environment: "test" },
+      });
+      made.push(other.slug);
+      const r = await runJob(f.deps, isolationAudit, {
+        input: isolationAudit.input.parse({ apply: true, tenants: [other.slug] }),
+        trigger: "test",
+      });
+      const v = (r.report.violations as Violation[]).find((x) => x.tenant === other.slug)!;
+      assert.equal(v.kind, "slug_mismatch");
+      assert.deepEqual(v.fix.map((s) => s.action), ["create_instance", "update_config"], JSON.stringify(v.fixText));
+      assert.match(String(v.notes), new RegExp(`belongs to tenant '${legacy[0].replace(".", "\\.")}'`));
+      assert.equal(v.evidence?.currentInstanceTenant, legacy[0]);
+      const names = liveNames(f.sim);
+      assert.ok(names.includes(`revalya-${legacy[0]}`), "the legacy tenant's instance is still there");
+      assert.ok(names.includes(`revalya-${other.slug}`), "the row's own instance was made");
+      assert.equal((await configOf(other.slug))?.instance_name, `revalya-${other.slug}`);
+    });
+  } finally {
+    await sql`delete from public.tenants where slug = any (${made})`;
+    await f.close();
+  }
+});

@@ -4,9 +4,11 @@ import { createHmac } from "node:crypto";
 import { ValidationError } from "../shared/errors.ts";
 import {
   instanceName,
+  instanceSuffix,
   isSlug,
   parseSlug,
   slugFromInstance,
+  tenantOfInstance,
   WEBHOOK_TOKEN_HEADER,
   webhookToken,
   webhookUrl,
@@ -43,4 +45,16 @@ Deno.test("webhookToken() is the hex HMAC-SHA256 of the slug under the secret", 
   assert.notEqual(await webhookToken("acme", secret + "x"), expected);
   assert.equal(WEBHOOK_TOKEN_HEADER, "x-webhook-token");
   await assert.rejects(webhookToken("../acme", secret), ValidationError);
+});
+
+Deno.test("tenantOfInstance() maps an instance to its existing tenant whatever the slug's format", () => {
+  const tenants = new Set(["acme", "Legacy_Co", "ACME.BR", "dots.co.uk"]);
+  for (const slug of tenants) assert.equal(tenantOfInstance(`revalya-${slug}`, "revalya-", tenants), slug);
+  assert.equal(instanceSuffix("revalya-Legacy_Co", "revalya-"), "Legacy_Co");
+  assert.equal(slugFromInstance("revalya-Legacy_Co", "revalya-"), null, "not a slug of today's format…");
+  assert.equal(tenantOfInstance("revalya-Legacy_Co", "revalya-", tenants), "Legacy_Co", "…but its tenant's instance");
+  assert.equal(tenantOfInstance("revalya-legacy_co", "revalya-", tenants), null, "the slug as stored: case counts");
+  assert.equal(tenantOfInstance("revalya-Ghost_Co", "revalya-", tenants), null, "no such tenant");
+  assert.equal(tenantOfInstance("other-acme", "revalya-", tenants), null, "not our prefix");
+  assert.equal(tenantOfInstance("revalya-", "revalya-", new Set([""])), null, "nothing after the prefix");
 });

@@ -139,6 +139,76 @@ Deno.test("reset: refused without the right confirm (nothing changes), planned b
   }
 });
 
+Deno.test("reset keeps is_active and every config key it does not own; the plan shows the row before and after", async (t) => {
+  const f = await opsFixture();
+  const target = await startSimulator({ port: 0 });
+  const app = createOpsApp(f.deps);
+  const sql = testSql();
+  const rowOf = async (integrationId: string | null) =>
+    (await sql<{ id: string; is_active: boolean; config: Record<string, unknown> }[]>`
+      select id, is_active, config from public.tenant_integrations where id = ${integrationId}`)[0];
+  const custom = { app_flags: { beta: true, tags: ["a", "b"] }, notes: "kept by reset", environment: "staging" };
+  try {
+    for (const active of [false, true]) {
+      await t.step(`${active ? "an enabled" : "a disabled"} integration with a key reset does not own`, async () => {
+        const { slug, instance, integrationId } = await healthyTenant(f, active ? "rs-on" : "rs-off");
+        await sql`update public.tenant_integrations set is_active = ${active},
+          config = config || ${sql.json(custom)} where id = ${integrationId}`;
+        const before = await rowOf(integrationId);
+
+        const dry = await opsCall(app, f, "reset", { slug, confirm: slug });
+        assert.equal(dry.json.result, "planned", JSON.stringify(dry.json));
+        assert.deepEqual(dry.json.integration.before, { isActive: active, config: before.config });
+        assert.deepEqual(dry.json.integration.after, { isActive: active, config: before.config }, "nothing to change");
+        assert.equal(dry.json.integration.written, false);
+        assert.match(dry.json.plan.at(-1), new RegExp(`is_active stays ${active}`));
+        assert.deepEqual(await rowOf(integrationId), before, "a dry run changes nothing");
+
+        // the row's own keys drifted: reset rewrites them, and only them
+        await sql`update public.tenant_integrations set config = config || '{"instance_name":"old","webhook_url":""}'
+          where id = ${integrationId}`;
+        const drifted = await rowOf(integrationId);
+        const dry2 = await opsCall(app, f, "reset", { slug, confirm: slug });
+        assert.deepEqual(dry2.json.integration.before.config, drifted.config);
+        assert.deepEqual(dry2.json.integration.after, { isActive: active, config: before.config });
+
+        const r = await opsCall(app, f, "reset", { slug, confirm: slug, apply: true });
+        assert.equal(r.json.result, "ok", JSON.stringify(r.json));
+        const after = await rowOf(integrationId);
+        assert.equal(after.id, integrationId, "the row is updated in place");
+        assert.equal(after.is_active, active, "is_active is kept");
+        assert.deepEqual(after.config, before.config, "every key it does not own is kept, its own are right again");
+        assert.deepEqual(r.json.integration, {
+          before: dry2.json.integration.before,
+          after: dry2.json.integration.after,
+          written: true,
+        });
+        assert.equal(f.sim.control.instances().find((i) => i.name === instance)?.state, "close", "a new instance");
+      });
+    }
+
+    await t.step("a migrated tenant keeps its server (evolution_api_url, the key's secret id)", async () => {
+      const { slug, instance, integrationId } = await healthyTenant(f, "rs-mig");
+      const moved = await opsCall(app, f, "migrate", { slug, apiUrl: target.url, apiKey: target.apiKey, apply: true });
+      assert.equal(moved.json.result, "ok", JSON.stringify(moved.json));
+      await sql`update public.tenant_integrations set config = config || '{"custom":1}' where id = ${integrationId}`;
+      const before = await rowOf(integrationId);
+      assert.equal(before.config.evolution_api_url, target.url);
+      const r = await opsCall(app, f, "reset", { slug, confirm: slug, apply: true });
+      assert.equal(r.json.result, "ok", JSON.stringify(r.json));
+      const after = await rowOf(integrationId);
+      assert.deepEqual(after.config, before.config, "server URL, key secret id and the custom key are kept");
+      assert.ok(target.control.instances().some((i) => i.name === instance), "recreated on the tenant's server");
+      assert.ok(!liveNames(f.sim).includes(instance), "not on the default server");
+      const d = await opsCall(app, f, "diagnose", { slug });
+      assert.equal(d.json.connection.evidence.evolutionUrl, target.url, "later actions still use its server");
+    });
+  } finally {
+    await target.close();
+    await f.close();
+  }
+});
+
 Deno.test("a second changing action on a tenant gets 409 while one runs", async () => {
   const f = await opsFixture();
   const app = createOpsApp(f.deps);

@@ -126,3 +126,38 @@ Deno.test("orphan-cleanup rejects a bad graceHours with a 400 naming the field",
   assert.equal(r.status, 400);
   assert.match(r.text, /graceHours/);
 });
+
+Deno.test("orphanCleanup() keeps the instances of tenants with legacy slugs, naming the tenant, and deletes a true orphan of that format", async () => {
+  const f = await opsFixture();
+  const sql = testSql();
+  const tag = crypto.randomUUID().slice(0, 8);
+  const legacy = [`Legacy_Co_${tag}`, `ACME.${tag}`, `dots.co.${tag}`];
+  const ghost = `revalya-Ghost_${tag}`;
+  try {
+    for (const slug of legacy) {
+      await createTenant({ slug, integration: false });
+      f.sim.control.seedInstance(`revalya-${slug}`, { state: "open" });
+    }
+    f.sim.control.seedInstance(ghost, { state: "close" });
+    const run = () =>
+      runJob(f.deps, orphanCleanup, { input: orphanCleanup.input.parse({ graceHours: 0 }), trigger: "test" });
+    await run();
+    const second = await run(); // a second sighting past a zero grace: what may go, goes
+    assert.equal(second.status, "ok", JSON.stringify(second.report));
+    assert.deepEqual(second.report.deleted, [ghost], "only the instance no tenant owns");
+    const orphans = second.report.orphans as (Orphan & { action: string })[];
+    for (const slug of legacy) {
+      const o = orphans.find((x) => x.instance === `revalya-${slug}`)!;
+      assert.deepEqual([o.tenantExists, o.eligible, o.result], [true, false, "kept"], slug);
+      assert.equal(
+        o.action,
+        `keep: tenant '${slug}' exists without its integration row; run 'ops fix ${slug}' (config_missing)`,
+      );
+    }
+    const names = liveNames(f.sim);
+    for (const slug of legacy) assert.ok(names.includes(`revalya-${slug}`), `${slug}'s instance is kept`);
+  } finally {
+    await sql`delete from public.tenants where slug = any (${legacy})`;
+    await f.close();
+  }
+});

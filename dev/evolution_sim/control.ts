@@ -240,7 +240,12 @@ export function makeControl(ctx: Ctx, hooks: Webhooks): SimulatorControl {
       if (route !== "*" && !(ROUTE_NAMES as readonly string[]).includes(route)) {
         throw new BadInput(`Unknown route "${route}": use * or ${ROUTE_NAMES.join(", ")}`);
       }
-      rt.faults.push({ route, kind: f.kind, remaining: f.count ?? Infinity });
+      rt.faults.push({
+        route,
+        kind: f.kind,
+        remaining: f.count ?? Infinity,
+        ...(typeof f.message === "string" ? { message: f.message } : {}),
+      });
     },
     clearFaults() {
       rt.faults = [];

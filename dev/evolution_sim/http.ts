@@ -101,7 +101,7 @@ export function makeApi(ctx: Ctx) {
       f.remaining--;
       switch (f.kind) {
         case "status500":
-          return envelope(500, ["Error: internal server error"]);
+          return envelope(500, [f.message ?? "Error: internal server error"]);
         case "status401":
           return envelope(401, "Unauthorized");
         case "malformed":

@@ -80,7 +80,7 @@ export interface Inst {
 
 /** Server-wide runtime state (faults, latency, down, stats). */
 export interface Runtime {
-  faults: Array<{ route: string; kind: FaultKind; remaining: number }>;
+  faults: Array<{ route: string; kind: FaultKind; remaining: number; message?: string }>;
   latencyMs: number;
   down: boolean;
   calls: Record<string, number>;

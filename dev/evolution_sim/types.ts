@@ -185,7 +185,8 @@ export interface SimulatorControl {
   setUtcOffset(minutes: number): void;
   setOutbound(mode: OutboundMode, ms?: number): void;
   setLatency(ms: number): void;
-  fault(f: { route?: string; kind: FaultKind; count?: number }): void;
+  /** `message`: what a `status500` says (Evolution's `response.message`; default "Error: internal server error"). */
+  fault(f: { route?: string; kind: FaultKind; count?: number; message?: string }): void;
   clearFaults(): void;
   setDown(down: boolean): void;
   stats(): { calls: Record<string, number>; total: number };

@@ -5,6 +5,15 @@
  * enabled by configuration; a failed delivery throws a {@link DeliveryError} that says whether a retry can help.
  * Every channel has a timeout (`timeoutMs`), so one delivery has a known worst duration ({@link deliveryBoundMs}):
  * the outbox sizes a row's lease from it.
+ *
+ * What a notification carries comes partly from outside: a tenant's slug (`tenants.slug` predates the bundle and may
+ * hold anything), an Evolution error message, a report's rows. So every text a channel sends is escaped
+ * ({@link escapeText}): Slack's control characters `&`, `<`, `>` become the entities Slack decodes for display, and
+ * a `<!channel>`, `<!here>`, `<!everyone>`, `<@U…>`, `<#C…>` or `<https://…|link>` in a slug or an error is shown,
+ * never acted on (it would page a whole channel). Slack's mrkdwn text objects are also `verbatim`, so a bare
+ * `@here` or channel name in them is not turned into a mention or a link either. Email text is escaped the same way,
+ * so a mail rendered as HTML, or forwarded into Slack, cannot inject markup or a mention. Our own formatting
+ * (`*bold*` field names, line breaks, the severity icon) is not made of those characters and survives.
  */
 import pRetry from "p-retry";
 import type { Config } from "../config.ts";
@@ -114,23 +123,52 @@ async function post(
   });
 }
 
-/** The Slack Block Kit message of a notification (header, text, up to 10 fields, context). */
+const ENTITIES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
+
+/**
+ * `text` with Slack's control characters escaped (`&` → `&amp;`, `<` → `&lt;`, `>` → `&gt;`, what Slack's formatting
+ * reference asks for): no mention (`<!channel>`, `<!here>`, `<@U…>`), link or date token can come out of it, and Slack
+ * shows the characters themselves. Cut to at most `max` characters without leaving half an entity.
+ */
+export function escapeText(text: string, max = Infinity): string {
+  const escaped = text.replace(/[&<>]/g, (c) => ENTITIES[c]);
+  if (escaped.length <= max) return escaped;
+  return escaped.slice(0, max).replace(/&[a-z]{0,3}$/, "");
+}
+
+/** A mrkdwn text object that shows `text` as written (escaped by the caller) and parses nothing in it itself. */
+function mrkdwn(text: string) {
+  return { type: "mrkdwn", text, verbatim: true };
+}
+
+/**
+ * The Slack Block Kit message of a notification (header, text, up to 10 fields, context), every text in it escaped
+ * ({@link escapeText}).
+ */
 export function slackMessage(message: Notification): Record<string, unknown> {
-  const fields = Object.entries(message.fields ?? {}).slice(0, 10).map(([k, v]) => ({
-    type: "mrkdwn",
-    text: `*${k}*\n${String(v).slice(0, 1900)}`,
-  }));
+  const fields = Object.entries(message.fields ?? {}).slice(0, 10).map(([k, v]) =>
+    mrkdwn(`*${escapeText(k, 100)}*\n${escapeText(String(v), 1900)}`)
+  );
   const title = `${ICON[message.severity]} ${message.title}`;
   const blocks: Record<string, unknown>[] = [
-    { type: "header", text: { type: "plain_text", text: title.slice(0, 150), emoji: true } },
-    { type: "section", text: { type: "mrkdwn", text: message.text.slice(0, 3000) || " " } },
+    { type: "header", text: { type: "plain_text", text: escapeText(title, 150), emoji: true } },
+    { type: "section", text: mrkdwn(escapeText(message.text, 3000) || " ") },
   ];
   if (fields.length) blocks.push({ type: "section", fields });
   blocks.push({
     type: "context",
-    elements: [{ type: "mrkdwn", text: `${message.severity.toUpperCase()} · WhatsApp integration maintenance` }],
+    elements: [mrkdwn(`${message.severity.toUpperCase()} · WhatsApp integration maintenance`)],
   });
-  return { text: title.slice(0, 3000), blocks };
+  return { text: escapeText(title, 3000), blocks };
+}
+
+/** The HTTP email API's body of a notification: subject and text escaped as for Slack ({@link escapeText}). */
+export function emailMessage(message: Notification): { subject: string; text: string } {
+  const fields = Object.entries(message.fields ?? {}).map(([k, v]) => `${k}: ${v}`).join("\n");
+  return {
+    subject: escapeText(`[${message.severity.toUpperCase()}] ${message.title}`),
+    text: escapeText(fields ? `${message.text}\n\n${fields}` : message.text),
+  };
 }
 
 /** Slack incoming webhook: 200 `ok`; 4xx (invalid_payload, no_service, …) permanent; 429/5xx retried. */
@@ -153,12 +191,10 @@ export function emailChannel(email: NonNullable<Config["email"]>, options: HttpC
     name: "email",
     timeoutMs,
     async deliver(message) {
-      const fields = Object.entries(message.fields ?? {}).map(([k, v]) => `${k}: ${v}`).join("\n");
       await post("email", email.apiUrl, {
         from: email.from,
         to: to.length === 1 ? to[0] : to,
-        subject: `[${message.severity.toUpperCase()}] ${message.title}`,
-        text: fields ? `${message.text}\n\n${fields}` : message.text,
+        ...emailMessage(message),
       }, { headers: email.apiKey ? { authorization: `Bearer ${email.apiKey}` } : {}, timeoutMs });
     },
   };

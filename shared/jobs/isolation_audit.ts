@@ -4,7 +4,10 @@
  *
  * - the database, through the SQL views: `invalid_prefix` and `slug_mismatch` (`maintenance.naming_violations`),
  *   `webhook_url_mismatch` (`maintenance.webhook_mismatches`, the stored config URL);
- * - Evolution: `unknown_tenant_instance` (a prefixed instance whose name maps to no tenant and that no row names),
+ * - Evolution: `unknown_tenant_instance` (a prefixed instance whose name maps to no existing tenant and that no row
+ *   names; which tenant a name maps to is the one rule of `tenantOfInstance` in naming.ts, shared with
+ *   orphan-cleanup, so a tenant whose slug predates the bundle's format, `Legacy_Co` of `revalya-Legacy_Co`, keeps
+ *   its instance),
  *   `instance_webhook_mismatch` (the webhook actually configured on a tenant's instance, from `findWebhook` with
  *   bounded concurrency, is not the expected URL and token header, or is disabled; `routesTo` names the other tenant
  *   when it points at one), and, on `slug_mismatch`, the tenant the named instance really belongs to;
@@ -13,7 +16,7 @@
  * A dry run (the default) lists every violation with the exact steps that would fix it. `{"apply": true}` runs them,
  * idempotently, one tenant lease at a time, each step recorded in `maintenance.actions_audit`. The order is the safe
  * one (the seed deleted first): create the right instance, point the config row at it, then delete the wrong one,
- * and never an instance that belongs to another tenant. Webhooks are corrected in place with `setWebhook` (recreating
+ * and never an instance that belongs to an existing tenant (checked again just before each deletion). Webhooks are corrected in place with `setWebhook` (recreating
  * the instance would log the number out). Cross-tenant attempts are acknowledged once their cause is fixed.
  */
 import { z } from "zod";
@@ -21,7 +24,17 @@ import pMap from "p-map";
 import type { Sql } from "../db.ts";
 import type { Deps } from "../deps.ts";
 import { recordAction } from "../audit.ts";
-import { instanceName, redactWebhookUrl, Slug, slugFromInstance, WEBHOOK_TOKEN_HEADER, webhookUrl } from "../naming.ts";
+import {
+  existingTenants,
+  instanceName,
+  instanceSuffix,
+  isSlug,
+  redactWebhookUrl,
+  Slug,
+  tenantOfInstance,
+  WEBHOOK_TOKEN_HEADER,
+  webhookUrl,
+} from "../naming.ts";
 import type { EvolutionClient } from "../evolution/client.ts";
 import type { InstanceSummary, WebhookConfig } from "../evolution/types.ts";
 import { describeError, isEvolutionError } from "../evolution/errors.ts";
@@ -166,6 +179,7 @@ export async function runIsolationAudit(
     listing,
     webhooksChecked: webhooks.checked,
     checkErrors: webhooks.checkErrors,
+    unchecked: instances.unchecked,
   });
 }
 
@@ -242,8 +256,8 @@ function namingViolations(
   const exists = (name: string | null) => name !== null && listing.byName.has(name);
   return facts.naming.map((r) => {
     const current = r.current_name;
-    const owner = current ? slugFromInstance(current, options.prefix) : null;
-    const ownedByOther = (owner !== null && owner !== r.tenant_slug && tenants.has(owner)) ||
+    const owner = current ? tenantOfInstance(current, options.prefix, tenants) : null;
+    const ownedByOther = (owner !== null && owner !== r.tenant_slug) ||
       (current !== null && (claims.get(current) ?? []).some((s) => s !== r.tenant_slug));
     const fix: FixStep[] = [];
     const notes: string[] = [];
@@ -270,7 +284,8 @@ function namingViolations(
       evidence: {
         currentInstanceExists: listed ? exists(current) : null,
         expectedInstanceExists: listed ? exists(r.expected_name) : null,
-        currentInstanceMapsTo: owner,
+        currentInstanceMapsTo: current ? instanceSuffix(current, options.prefix) : null,
+        currentInstanceTenant: owner,
       },
       fix,
       notes: notes.length ? notes : undefined,
@@ -292,22 +307,33 @@ function storedWebhookViolations(rows: WebhookRow[]): Violation[] {
   );
 }
 
+/** A tenant's instance the audit keeps but cannot check: its slug is not in the bundle's format. */
+export interface UncheckedInstance {
+  instance: string;
+  tenant: string;
+  reason: string;
+}
+
 /**
- * Phase 3c: the prefixed instances in scope, as violations (named for no tenant, and named by no row) or as tenants'
- * instances whose webhook is to be read. Instances without the prefix are not ours: never touched.
+ * Phase 3c: the prefixed instances in scope, as violations (named for no existing tenant, and named by no row) or as
+ * tenants' instances whose webhook is to be read. Instances without the prefix are not ours: never touched. An
+ * instance of an existing tenant whose slug is not in the bundle's format (`revalya-Legacy_Co`) is the tenant's:
+ * kept, and listed as `unchecked` (its webhook token cannot be derived from such a slug, and the receiver refuses it).
  */
 function classifyInstances(
   facts: AuditFacts,
   listing: InstanceListing,
   options: { scope: Set<string> | null; prefix: string },
-): { violations: Violation[]; toCheck: TenantInstance[] } {
+): { violations: Violation[]; toCheck: TenantInstance[]; unchecked: UncheckedInstance[] } {
   const violations: Violation[] = [];
   const toCheck: TenantInstance[] = [];
+  const unchecked: UncheckedInstance[] = [];
   for (const inst of listing.instances ?? []) {
-    if (!inst.name.startsWith(options.prefix)) continue;
-    const slug = slugFromInstance(inst.name, options.prefix);
-    if (!inScope(options.scope, slug)) continue;
-    if (slug === null || !facts.tenants.has(slug)) {
+    const suffix = instanceSuffix(inst.name, options.prefix);
+    if (suffix === null) continue;
+    const owner = tenantOfInstance(inst.name, options.prefix, facts.tenants);
+    if (!inScope(options.scope, owner ?? suffix)) continue;
+    if (owner === null) {
       if ((facts.claims.get(inst.name) ?? []).length) continue; // a row names it: reported as that row's naming violation
       violations.push(violation({
         kind: "unknown_tenant_instance",
@@ -315,14 +341,23 @@ function classifyInstances(
         instance: inst.name,
         current: { instance: inst.name, state: inst.state },
         expected: null,
-        evidence: { mapsToSlug: slug, tenantExists: false },
+        evidence: { mapsToSlug: suffix, tenantExists: false },
         fix: [{ action: "delete_instance", tenant: null, instance: inst.name }],
       }));
       continue;
     }
-    toCheck.push({ name: inst.name, slug });
+    if (!isSlug(owner)) {
+      unchecked.push({
+        instance: inst.name,
+        tenant: owner,
+        reason: "the tenant's slug is not in the bundle's format (lowercase letters, digits, inner hyphens): its " +
+          "instance is kept, and its webhook is not checked (no token derives from such a slug)",
+      });
+      continue;
+    }
+    toCheck.push({ name: inst.name, slug: owner });
   }
-  return { violations, toCheck };
+  return { violations, toCheck, unchecked };
 }
 
 /**
@@ -404,8 +439,14 @@ async function applyFixes(deps: Deps, violations: Violation[], options: { actor:
     const applied: NonNullable<Violation["applied"]> = v.applied = [];
     const operationId = crypto.randomUUID();
     const lease = { slug: v.tenant ?? `instance:${v.instance}`, action: "isolation-fix", actor, operationId };
-    const attempt = await tryTenantLease(deps.sql, lease, async () => {
+    const attempt = await tryTenantLease(deps.sql, lease, async (held) => {
       for (const step of v.fix) {
+        try {
+          await held.confirm(); // the lease is still this fix's (renewed): else stop before the step
+        } catch (error) {
+          applied.push({ step: describeStep(step), result: "skipped", error: `not started: ${describeError(error)}` });
+          break;
+        }
         const outcome = await applyStep(deps, step, { actor, operationId, kind: v.kind });
         applied.push({ step: describeStep(step), ...outcome });
         if (outcome.result === "failed") break;
@@ -450,6 +491,7 @@ function auditOutcome(
     listing: InstanceListing;
     webhooksChecked: number;
     checkErrors: { instance: string; error: string }[];
+    unchecked: UncheckedInstance[];
   },
 ): JobOutcome {
   const { apply, listing, checkErrors } = options;
@@ -469,6 +511,8 @@ function auditOutcome(
       instances: listing.instances?.length ?? null,
       beingRemoved: listing.beingRemoved,
       webhooksChecked: options.webhooksChecked,
+      /** Instances of existing tenants whose slug predates the bundle's format: kept, their webhook not checked. */
+      unchecked: options.unchecked,
       error: listing.error,
       checkErrors,
     },
@@ -554,6 +598,17 @@ async function applyStep(
         return { result: "ok" };
       }
       case "delete_instance": {
+        // The one rule, read again just before deleting: a tenant created since the facts were read owns its name.
+        const owner = tenantOfInstance(
+          step.instance,
+          config.instancePrefix,
+          await existingTenants(sql, [step.instance], config.instancePrefix),
+        );
+        if (owner !== null) {
+          const reason = `instance '${step.instance}' belongs to tenant '${owner}': it is kept`;
+          await audit("skipped", { instance: step.instance }, { reason });
+          return { result: "skipped", error: reason };
+        }
         const r = await deleteInstance(evolution, step.instance); // a dead socket is restarted first
         await audit("ok", { instance: step.instance }, {
           deleted: r.deleted, // false: it was already gone

@@ -6,7 +6,9 @@
  * sighting), and never:
  * - when the database or Evolution answered with an error in this run (the list would be incomplete);
  * - an instance without the prefix (not ours);
- * - an instance named for a tenant that exists (its row is missing: `whatsapp-ops fix` recreates the config).
+ * - an instance named for a tenant that exists, whatever its slug's format (`revalya-Legacy_Co` of tenant
+ *   `Legacy_Co`): its row is missing, and `whatsapp-ops fix` recreates the config. The rule is
+ *   `tenantOfInstance` (naming.ts), the one isolation-audit applies too, and it is read again just before a delete.
  *
  * `apply` defaults to **true** here, the one exception to "destructive actions are dry runs unless asked": the
  * schedule sends `{}`, and a dry-run default would make the daily run a report that never cleans. The safety is the
@@ -17,7 +19,7 @@
 import { z } from "zod";
 import type { Deps } from "../deps.ts";
 import { recordAction } from "../audit.ts";
-import { slugFromInstance } from "../naming.ts";
+import { existingTenants, tenantOfInstance } from "../naming.ts";
 import { describeError } from "../evolution/errors.ts";
 import type { JobDefinition, JobOutcome } from "./runner.ts";
 import { deleteInstance } from "../evolution/lifecycle.ts";
@@ -96,24 +98,29 @@ export async function runOrphanCleanup(
       ${sql.json(prefixed.map((i) => ({ name: i.name, state: i.state })) as never)}, ${ctx.runId},
       make_interval(secs => ${graceHours * 3600}), ${now})`;
 
+  // Whose instance each one is: the shared rule (the SQL side's `tenant_exists` is the same rule, prefix || slug =
+  // name; either one keeps the instance).
+  const tenants = await existingTenants(sql, rows.map((r) => r.instance_name), prefix);
   const orphans: OrphanReport[] = rows.map((r) => {
     const firstSeen = new Date(r.first_seen_at);
     const due = new Date(firstSeen.getTime() + graceHours * 3_600_000);
-    const slug = slugFromInstance(r.instance_name, prefix);
+    const owner = tenantOfInstance(r.instance_name, prefix, tenants);
+    const tenantExists = owner !== null || r.tenant_exists;
+    const eligible = r.eligible && !tenantExists;
     return {
       instance: r.instance_name,
       state: r.state,
       firstSeenAt: firstSeen.toISOString(),
       lastSeenAt: new Date(r.last_seen_at).toISOString(),
       timesSeen: r.times_seen,
-      tenantExists: r.tenant_exists,
-      eligible: r.eligible,
-      action: r.tenant_exists
-        ? `keep: tenant '${slug}' exists without its integration row; run 'ops fix ${slug}' (config_missing)`
-        : r.eligible
+      tenantExists,
+      eligible,
+      action: tenantExists
+        ? `keep: tenant '${owner}' exists without its integration row; run 'ops fix ${owner}' (config_missing)`
+        : eligible
         ? `delete instance '${r.instance_name}'`
         : `wait: deletable after ${due.toISOString()} and a second sighting`,
-      result: r.tenant_exists ? "kept" : r.eligible ? undefined : "waiting",
+      result: tenantExists ? "kept" : eligible ? undefined : "waiting",
     };
   });
 
@@ -148,6 +155,13 @@ export async function runOrphanCleanup(
       o.result = "skipped";
       o.error = "an integration row names it now";
       await sql`select maintenance.forget_orphan(${o.instance})`;
+      continue;
+    }
+    const owner = tenantOfInstance(o.instance, prefix, await existingTenants(sql, [o.instance], prefix));
+    if (owner !== null) {
+      o.result = "kept";
+      o.tenantExists = true;
+      o.error = `tenant '${owner}' exists now: its instance is kept`;
       continue;
     }
     try {

@@ -7,6 +7,7 @@
 import { z } from "zod";
 import type { Deps } from "../deps.ts";
 import { errorMessage } from "../errors.ts";
+import { ensureDefaultServer } from "../evolution/servers.ts";
 
 /** Final statuses of a run, as `job_runs.status` stores them. */
 export const JobStatus = z.enum(["healthy", "degraded", "unhealthy", "ok", "error", "skipped"]);
@@ -166,6 +167,8 @@ export async function runJob<S extends z.ZodObject>(
   let abandoned: { runId: string; since: string } | undefined;
   try {
     await syncSettings(deps);
+    // the EVOLUTION_API_URL server in the fleet registry (once per process; ../evolution/servers.ts)
+    await ensureDefaultServer(deps);
     holder = await sql.begin(async (tx) => {
       const [lease] = await tx<{ run_id: string; previous_run_id: string | null; previous_since: Date | null }[]>`
         with previous as (

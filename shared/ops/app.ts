@@ -1,6 +1,7 @@
 /**
  * @module
- * The `whatsapp-ops` app: on-demand diagnose / fix / reconnect / reset / migrate of one tenant, plus a status
+ * The `whatsapp-ops` app: on-demand diagnose / fix / reconnect / reset / migrate of one tenant, the fleet's
+ * Evolution servers (`/servers/{list,register,enable,disable,drain,undrain,remove}`, `./servers.ts`), plus a status
  * read for the operator CLI. One Hono route per action; bodies are zod-validated (slug via `Slug`, unknown fields
  * refused) so bad input is a 400 naming the field; an unknown tenant is a 404; a second changing action on a tenant
  * while one runs is a 409; a spent remediation budget is a 429. An action that ran answers 200 with its report
@@ -8,8 +9,9 @@
  *
  * The rule for destructive actions, the same everywhere (jobs included): nothing is destroyed unless the body says
  * `"apply": true`; `reset` also needs `"confirm"` equal to the slug. `fix` and `reconnect` destroy nothing and act
- * by default (`fix` takes `"apply": false` for the plan only). Who asked goes to the audit from the `x-ops-actor`
- * header (the CLI sends `cli:<user>@<host>`).
+ * by default (`fix` takes `"apply": false` for the plan only); `servers/disable` and `servers/remove` are plans
+ * unless `"apply": true`, and remove needs `"confirm"` equal to the server's name. Who asked goes to the audit from
+ * the `x-ops-actor` header (the CLI sends `cli:<user>@<host>`).
  */
 import { z } from "zod";
 import type { Hono } from "hono";
@@ -23,6 +25,18 @@ import { fixTenant, reconnectTenant } from "./fix.ts";
 import { migrateTenant } from "./migrate.ts";
 import { resetTenant } from "./reset.ts";
 import { actorFrom, loadTenant } from "./tenants.ts";
+import { ensureDefaultServer, ServerUrl } from "../evolution/servers.ts";
+import {
+  changeServer,
+  registerServer,
+  removeServer,
+  ServerDisableBody,
+  serverList,
+  ServerListBody,
+  ServerNameBody,
+  ServerRegisterBody,
+  ServerRemoveBody,
+} from "./servers.ts";
 
 /** `POST /diagnose` */
 export const DiagnoseBody = z.object({ slug: Slug, windowHours: z.number().int().min(1).max(24 * 30).optional() })
@@ -40,7 +54,7 @@ export const ResetBody = z.object({
 /** `POST /migrate` */
 export const MigrateBody = z.object({
   slug: Slug,
-  apiUrl: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).max(2048, "must be at most 2048 characters"),
+  apiUrl: ServerUrl,
   apiKey: z.string().min(1, "must not be empty").max(512, "must be at most 512 characters"),
   apply: z.boolean().default(false),
   /** Moving away from a dead server: if the old server cannot be reached to retire the instance, keep the tenant on
@@ -62,6 +76,11 @@ export function createOpsApp(deps: Deps): Hono {
     } finally {
       await deps.evolution.flushLogs();
     }
+  });
+  // the EVOLUTION_API_URL server in the fleet registry: on the first authenticated call of the process
+  app.use("*", async (_c, next) => {
+    await ensureDefaultServer(deps);
+    await next();
   });
 
   app.post("/diagnose", async (c) => {
@@ -115,6 +134,39 @@ export function createOpsApp(deps: Deps): Hono {
         leaveOldIfUnreachable: body.leaveOldIfUnreachable,
       }),
     );
+  });
+
+  app.post("/servers/list", async (c) => {
+    await readJson(c, ServerListBody);
+    return c.json(await serverList(deps));
+  });
+
+  app.post("/servers/register", async (c) => {
+    const body = await readJson(c, ServerRegisterBody);
+    return c.json(await registerServer(deps, body, { actor: actorFrom(c.req.header("x-ops-actor")) }));
+  });
+
+  for (const verb of ["enable", "drain", "undrain"] as const) {
+    app.post(`/servers/${verb}`, async (c) => {
+      const body = await readJson(c, ServerNameBody);
+      return c.json(await changeServer(deps, verb, { actor: actorFrom(c.req.header("x-ops-actor")), name: body.name }));
+    });
+  }
+
+  app.post("/servers/disable", async (c) => {
+    const body = await readJson(c, ServerDisableBody);
+    return c.json(
+      await changeServer(deps, "disable", {
+        actor: actorFrom(c.req.header("x-ops-actor")),
+        name: body.name,
+        apply: body.apply,
+      }),
+    );
+  });
+
+  app.post("/servers/remove", async (c) => {
+    const body = await readJson(c, ServerRemoveBody);
+    return c.json(await removeServer(deps, body, { actor: actorFrom(c.req.header("x-ops-actor")) }));
   });
 
   app.post("/status", async (c) => {

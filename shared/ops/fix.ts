@@ -18,7 +18,14 @@ import { describeError, isEvolutionError } from "../evolution/errors.ts";
 import { withTenantLease } from "../tenant_lease.ts";
 import { diagnose, type Diagnosis, type Problem } from "./diagnose.ts";
 import { Operation, type OperationResult, StepFailed, type StepReport } from "./operation.ts";
-import { clientFor, expectedConfig, loadTenant, type TenantView } from "./tenants.ts";
+import {
+  clientFor,
+  expectedConfig,
+  loadTenant,
+  type NewPlacement,
+  placeNewInstance,
+  type TenantView,
+} from "./tenants.ts";
 import { createWhenFree, DEAD_SOCKET_ADVICE, restartDeadSocket, socketHealed } from "../evolution/lifecycle.ts";
 
 /** The tenant's remediation budget, as `maintenance.remediation_budget` computes it. */
@@ -90,7 +97,8 @@ export async function fixTenant(
   return await withTenantLease(
     deps.sql,
     { slug, action: "fix", actor: options.actor, operationId: op.id },
-    async () => {
+    async (held) => {
+      op.hold(held);
       const diagnosis = await diagnose(deps, slug, { tenant });
       const problems = new Set(diagnosis.problems);
       const plan: FixStep[] = [];
@@ -166,12 +174,25 @@ async function runFixStep(
   const { sql, config } = deps;
   const slug = ctx.tenant.slug;
   switch (step) {
-    case "create_instance":
-      await op.run(step, () => createWhenFree(ctx.evolution, slug, ctx.name), {
+    case "create_instance": {
+      // A tenant with no server yet gets one (the least-loaded enabled, non-draining server), linked before the
+      // create: should the create fail, the next fix creates it on that same server, never on a second one.
+      let placed: NewPlacement | null = null;
+      await op.run(step, async () => {
+        placed = await placeNewInstance(deps, ctx.tenant);
+        await placed?.commit();
+        return await createWhenFree(placed?.client ?? ctx.evolution, slug, ctx.name);
+      }, {
         before: { instance: null },
-        after: (c) => ({ instance: c.name, state: c.state, waitedMs: c.waitedMs }),
+        after: (c) => ({
+          instance: c.name,
+          state: c.state,
+          waitedMs: c.waitedMs,
+          ...(placed ? { placedOn: (placed as NewPlacement).server.name } : {}),
+        }),
       });
       return;
+    }
     case "create_config": {
       const want = expectedConfig(config, slug);
       await op.run(step, async () => {
@@ -250,7 +271,8 @@ export async function reconnectTenant(deps: Deps, slug: Slug, options: { actor: 
   return await withTenantLease(
     deps.sql,
     { slug, action: "reconnect", actor: options.actor, operationId: op.id },
-    async () => {
+    async (held) => {
+      op.hold(held);
       const budget = await remediationBudget(deps, slug);
       if (budget.remaining <= 0) {
         const message =

@@ -2,13 +2,17 @@
  * @module
  * `migrate` (the seed's migration procedure) a tenant's instance to another Evolution server (`apiUrl`, `apiKey`).
  *
- * Steps: back up the config row → check the new server (reachable, key accepted, name free) → create the instance
- * there (tenant's webhook and token) → verify its webhook → save the new config (URL in the row, key in Vault,
- * one transaction) → retire the old instance. A dry run (the default) stops after the check. If any step fails the
- * rollback is real, unlike the seed's comment: the config row is restored byte for byte and the stored key dropped,
- * the instance created on the new server is deleted, and the old instance is reconnected if it is no longer open;
- * the response names the failing step and each rollback step's outcome. Except when retiring the old instance
- * times out: its deletion may still land, so the tenant stays on the new server (`needs_human`, nothing undone).
+ * Steps: back up the config row → check the new server (reachable, key accepted, name free, and, when it is in the
+ * registry, not disabled; draining only stops automatic placements, an explicit move is the operator's call) →
+ * create the instance there (tenant's webhook and token) → verify its webhook → save the new config (URL in the row,
+ * key in Vault, the tenant's link in `maintenance.tenant_servers` to the registered server of that URL, registered
+ * now under its host's name when it is not yet; one transaction) → retire the old instance. A dry run (the default)
+ * stops after the check. If any step fails the rollback is real, unlike the seed's comment: the config row is
+ * restored byte for byte and the stored key dropped, the tenant's link put back (and a server row this migration
+ * registered removed), the instance created on the new server is deleted, and the old instance is reconnected if it
+ * is no longer open; the response names the failing step and each rollback step's outcome. Except when retiring the
+ * old instance times out: its deletion may still land, so the tenant stays on the new server (`needs_human`, nothing
+ * undone).
  * Likewise when the old server cannot be reached at all and the caller said `leaveOldIfUnreachable` (moving away from
  * a dead server is the main reason to migrate); without it, an unreachable old server rolls the migration back.
  *
@@ -23,8 +27,9 @@ import { describeError, isEvolutionError } from "../evolution/errors.ts";
 import { webhookCheck } from "../evolution/webhook_check.ts";
 import { withTenantLease } from "../tenant_lease.ts";
 import { connectSummary } from "./fix.ts";
-import { Operation, type OperationResult, StepFailed, type StepReport } from "./operation.ts";
+import { isLeaseLost, Operation, type OperationResult, StepFailed, type StepReport } from "./operation.ts";
 import { clientFor, type IntegrationConfig, loadTenant } from "./tenants.ts";
+import { ensureDefaultServer, serverByUrl, type ServerView } from "../evolution/servers.ts";
 import { awaitNameFree, createWhenFree, deleteInstance } from "../evolution/lifecycle.ts";
 
 /** What `migrate` answers (no key anywhere). */
@@ -51,6 +56,7 @@ interface Migration {
   deps: Deps;
   op: Operation;
   slug: Slug;
+  tenantId: string;
   /** The tenant's instance name (the same on both servers). */
   name: string;
   /** The new server's URL (normalised). */
@@ -70,6 +76,10 @@ interface Progress {
   created: boolean;
   savedSecret: string | null;
   configSaved: boolean;
+  /** The tenant's link as it was (server id, null: none) and the server row this migration registered, if any. */
+  link: { previousServerId: string | null; createdServerId: string | null } | null;
+  /** What `GET /` of the new server said (stored in the registry). */
+  newVersion: string | null;
   retireAttempted: boolean;
 }
 
@@ -94,6 +104,7 @@ export async function migrateTenant(
     );
   }
   const to = normalizeBaseUrl(options.apiUrl);
+  await ensureDefaultServer(deps);
   const oldClient = await clientFor(deps, tenant);
   if (to === oldClient.baseUrl) {
     throw new ValidationError(`Invalid 'apiUrl': the tenant is already on ${to}`, {
@@ -103,6 +114,7 @@ export async function migrateTenant(
   const m: Migration = {
     deps,
     slug,
+    tenantId: tenant.id,
     to,
     apiKey: options.apiKey,
     oldClient,
@@ -112,7 +124,10 @@ export async function migrateTenant(
     leaveOldIfUnreachable: options.leaveOldIfUnreachable === true,
   };
   const lease = { slug, action: "migrate", actor: options.actor, operationId: m.op.id };
-  return await withTenantLease(sql, lease, () => runMigration(m, { tenantId: tenant.id, apply: options.apply }));
+  return await withTenantLease(sql, lease, (held) => {
+    m.op.hold(held); // every step first confirms the lease is still this migration's
+    return runMigration(m, { tenantId: tenant.id, apply: options.apply });
+  });
 }
 
 /** The steps under the tenant's lease: backup, check, then (apply) create, verify, save, retire; else roll back. */
@@ -130,7 +145,7 @@ async function runMigration(m: Migration, options: { tenantId: string; apply: bo
   };
   await m.op.record("backup", "ok", { after: { config: progress.backup, oldInstanceState: progress.oldState } });
   try {
-    await checkNewServer(m);
+    progress.newVersion = await checkNewServer(m);
     if (!options.apply) {
       await m.op.record("plan", "planned", { after: { plan: base.plan } });
       return { ...base, ok: true, result: "planned", after: null, steps: m.op.steps, rollback: [] };
@@ -180,6 +195,8 @@ async function backUp(m: Migration, tenantId: string): Promise<Progress> {
     created: false,
     savedSecret: null,
     configSaved: false,
+    link: null,
+    newVersion: null,
     retireAttempted: false,
   };
 }
@@ -190,15 +207,23 @@ function migrationPlan(m: Migration): string[] {
     `check ${m.to}: reachable, key accepted, '${m.name}' free`,
     `create '${m.name}' on ${m.to} with the tenant's webhook URL and token (v2: a header; v1.8: in the URL)`,
     `verify its webhook`,
-    `save the config: evolution_api_url = '${m.to}', the key in Vault`,
+    `save the config: evolution_api_url = '${m.to}', the key in Vault, the tenant's link to that server`,
     `retire '${m.name}' on ${m.oldClient.baseUrl} (logout + delete)`,
   ];
 }
 
-/** Step 2: the new server answers, accepts the key, and has no instance of that name. */
-async function checkNewServer(m: Migration): Promise<void> {
+/**
+ * Step 2: the new server answers, accepts the key, and has no instance of that name; a registered server must not be
+ * disabled (out of service). Answers its version.
+ */
+async function checkNewServer(m: Migration): Promise<string> {
   const { newClient, name } = m;
-  await m.op.run("check_new_server", async () => {
+  let registered: ServerView | null = null;
+  const info = await m.op.run("check_new_server", async () => {
+    registered = await serverByUrl(m.deps.sql, m.to);
+    if (registered && !registered.enabled) {
+      throw new Error(`server '${registered.name}' (${m.to}) is disabled: enable it first, or pick another server`);
+    }
     const info = await newClient.serverInfo();
     let taken = false;
     try {
@@ -208,7 +233,10 @@ async function checkNewServer(m: Migration): Promise<void> {
     }
     if (taken) throw new Error(`instance '${name}' already exists on ${m.to}: not ours to replace`);
     return info;
-  }, { after: (info) => ({ server: m.to, version: info.version }) });
+  }, {
+    after: (info) => ({ server: m.to, name: (registered as ServerView | null)?.name ?? null, version: info.version }),
+  });
+  return info.version;
 }
 
 /** Step 3: create the instance on the new server (the tenant's webhook and token). */
@@ -229,20 +257,36 @@ async function verifyNewInstance(m: Migration): Promise<void> {
   }, { after: (c) => c });
 }
 
-/** Step 5: save the new config (key to Vault, URL to the row) in one transaction. */
+/**
+ * Step 5: save the new config (key to Vault, URL to the row) and the tenant's link to the server of that URL (the
+ * registered one, or a row registered now with that key) in one transaction.
+ */
 async function saveNewConfig(m: Migration, progress: Progress): Promise<IntegrationConfig> {
   const newConfig: IntegrationConfig = { ...progress.backup, evolution_api_url: m.to };
+  let server: { name: string; registered: boolean } | null = null;
   await m.op.run("save_config", () =>
     m.deps.sql.begin(async (tx) => {
       const [s] = await tx<
         { id: string }[]
       >`select maintenance.store_evolution_key(${m.slug}, ${m.apiKey}) as id`;
-      progress.savedSecret = s.id;
       newConfig.evolution_api_key_secret_id = s.id;
       await tx`
         update public.tenant_integrations set config = ${tx.json(newConfig as never)}, updated_at = now()
         where id = ${progress.rowId}`;
-    }), { before: progress.backup, after: () => newConfig });
+      const [link] = await tx<
+        { server_id: string; server_name: string; previous_server_id: string | null; server_created: boolean }[]
+      >`select * from maintenance.link_tenant_server(${m.tenantId}, ${m.to}, ${s.id}::uuid, ${progress.newVersion},
+          'migrate')`;
+      // known only once the transaction commits: a failed commit has nothing to undo
+      return { secret: s.id, link };
+    }).then(({ secret, link }) => {
+      progress.savedSecret = secret;
+      progress.link = {
+        previousServerId: link.previous_server_id === null ? null : String(link.previous_server_id),
+        createdServerId: link.server_created ? String(link.server_id) : null,
+      };
+      server = { name: link.server_name, registered: link.server_created };
+    }), { before: progress.backup, after: () => ({ config: newConfig, server }) });
   progress.configSaved = true;
   return newConfig;
 }
@@ -294,6 +338,9 @@ async function rolledBack(
   const { error } = options;
   const failedStep = error instanceof StepFailed ? error.step : "unknown";
   const message = describeError(error instanceof StepFailed ? error.cause : error);
+  if (error instanceof StepFailed && isLeaseLost(error.cause)) {
+    return await stoppedOnLostLease(m, progress, { base: options.base, error });
+  }
   const { steps: rollback, complete } = await rollBack(m, progress);
   const [now] = await m.deps.sql<{ config: IntegrationConfig }[]>`
     select config from public.tenant_integrations where id = ${progress.rowId}`;
@@ -307,6 +354,44 @@ async function rolledBack(
     after: { config: now?.config ?? null, oldInstanceState: oldNow, newInstanceState: null },
     steps: m.op.steps,
     rollback,
+  };
+}
+
+/**
+ * The lease was lost before a step (another operation holds the tenant now): the migration stops there, and does
+ * not roll back either, as undoing could undo what the new holder does. The answer says what was done and is left.
+ */
+async function stoppedOnLostLease(
+  m: Migration,
+  progress: Progress,
+  options: { base: ResponseBase; error: StepFailed },
+): Promise<MigrateResponse> {
+  const done = [
+    ...(progress.created ? [`'${m.name}' was created on ${m.to}`] : []),
+    ...(progress.configSaved ? [`the config points at ${m.to} (its key in Vault)`] : []),
+    ...(progress.retireAttempted ? [`retiring '${m.name}' on ${m.oldClient.baseUrl} was attempted`] : []),
+  ];
+  await m.op.record("rollback", "skipped", {
+    error: `not rolled back: ${describeError(options.error.cause)}`,
+    after: { done },
+  });
+  const [now] = await m.deps.sql<{ config: IntegrationConfig }[]>`
+    select config from public.tenant_integrations where id = ${progress.rowId}`;
+  const error = `Stopped before step '${options.error.step}': ${describeError(options.error.cause)}. ${
+    done.length
+      ? `Not rolled back, as another operation may hold the tenant now: ${done.join("; ")}. Check the tenant ` +
+        `(diagnose) and finish or undo the migration by hand`
+      : "Nothing had been changed"
+  }`;
+  return {
+    ...options.base,
+    ok: false,
+    result: done.length ? "needs_human" : "failed",
+    failedStep: options.error.step,
+    error,
+    after: { config: now?.config ?? null, oldInstanceState: null, newInstanceState: null },
+    steps: m.op.steps,
+    rollback: [],
   };
 }
 
@@ -336,9 +421,16 @@ async function rollBack(m: Migration, progress: Progress): Promise<{ steps: Step
   const savedSecret = progress.configSaved ? progress.savedSecret : null;
   if (progress.configSaved) {
     await step("restore_config", async () => {
-      await sql`update public.tenant_integrations set config = ${sql.json(progress.backup as never)}, updated_at = now()
-        where id = ${progress.rowId}`;
-      return { config: progress.backup };
+      const link = progress.link;
+      await sql.begin(async (tx) => {
+        await tx`update public.tenant_integrations set config = ${tx.json(progress.backup as never)}, updated_at = now()
+          where id = ${progress.rowId}`;
+        if (link) {
+          await tx`select maintenance.undo_tenant_server(${m.tenantId}, ${link.previousServerId}::bigint,
+            ${link.createdServerId}::bigint)`;
+        }
+      });
+      return { config: progress.backup, link: link ? "restored" : null };
     });
   }
   if (savedSecret) {

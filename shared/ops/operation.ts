@@ -2,10 +2,18 @@
  * @module
  * One changing operation on one tenant (fix, reconnect, reset, migrate): its id, its steps, and an audit row per
  * step in `maintenance.actions_audit` (`<action>.<step>`), planned, done, failed, skipped or rolled back alike.
+ *
+ * An operation runs under its tenant's lease ({@link Operation.hold}); before each step it confirms the lease is
+ * still its own (renewing it), and when it is not (taken over after running out, or not renewable) the step is not
+ * started: it is recorded `skipped` with the reason and the operation stops there ({@link StepFailed} whose cause is
+ * a {@link LeaseLost}), so nothing is done beside the operation that holds the tenant now.
  */
 import type { Sql } from "../db.ts";
 import { type ActionResult, recordAction } from "../audit.ts";
 import { describeError } from "../evolution/errors.ts";
+import { type HeldLease, isLeaseLost, LeaseLost } from "../tenant_lease.ts";
+
+export { isLeaseLost, LeaseLost };
 
 /** One step as reported. */
 export interface StepReport {
@@ -45,6 +53,7 @@ export class Operation {
   readonly actor: string;
   readonly tenant: string;
   readonly dryRun: boolean;
+  #lease: HeldLease | null = null;
 
   constructor(sql: Sql, options: { action: string; actor: string; tenant: string; dryRun: boolean; id?: string }) {
     this.#sql = sql;
@@ -53,6 +62,17 @@ export class Operation {
     this.tenant = options.tenant;
     this.dryRun = options.dryRun;
     if (options.id) this.id = options.id;
+  }
+
+  /** The tenant lease this operation runs under: each {@link run} step first confirms it. */
+  hold(lease: HeldLease): this {
+    this.#lease = lease;
+    return this;
+  }
+
+  /** Why the lease was lost, once it is (null while held, or without a lease). */
+  get leaseLost(): LeaseLost | null {
+    return this.#lease?.lost ?? null;
   }
 
   /** Records a step without running anything (planned, skipped, refused, or a rollback outcome). */
@@ -75,12 +95,26 @@ export class Operation {
     });
   }
 
-  /** Runs a step and records it `ok` (with `after(value)`) or `failed`; a failure is rethrown as {@link StepFailed}. */
+  /**
+   * Runs a step and records it `ok` (with `after(value)`) or `failed`; a failure is rethrown as {@link StepFailed}.
+   * A step whose lease is lost is not started: recorded `skipped`, and a {@link StepFailed} with the
+   * {@link LeaseLost} as its cause.
+   */
   async run<T>(
     step: string,
     fn: () => Promise<T>,
     options: { before?: unknown; after?: (value: T) => unknown } = {},
   ): Promise<T> {
+    if (this.#lease) {
+      try {
+        await this.#lease.confirm();
+      } catch (error) {
+        const lost = isLeaseLost(error) ? error : new LeaseLost(describeError(error), { cause: error });
+        const message = `not started: ${lost.message}; the operation stops here`;
+        await this.record(step, "skipped", { before: options.before, error: message }).catch(() => {});
+        throw new StepFailed(step, new LeaseLost(message, { holder: lost.holder, cause: lost }));
+      }
+    }
     let value: T;
     try {
       value = await fn();

@@ -15,7 +15,15 @@ interface Target {
 }
 
 const JOBS = REGISTRY.map((j) => j.name);
-const OPS_ROUTES = ["diagnose", "fix", "reconnect", "reset", "migrate", "status"];
+const OPS_ROUTES = [
+  "diagnose",
+  "fix",
+  "reconnect",
+  "reset",
+  "migrate",
+  "status",
+  ...["list", "register", "enable", "disable", "drain", "undrain", "remove"].map((v) => `servers/${v}`),
+];
 
 /** The credentials that must all be refused, as header sets. */
 function wrongCredentials(): Array<[string, Record<string, string>]> {

@@ -34,6 +34,15 @@ for (const [fn, cases] of Object.entries(JOB_CASES)) {
   });
 }
 
+/** The hostile values of a server's `name` (a slug too), around the other fields of a valid body. */
+function serverNameCases(rest: Record<string, unknown> = {}): Case[] {
+  return [
+    ...BAD_SLUGS.map(([n, v]) => ({ ...field("name", v, rest), name: `'name' ${n}` })),
+    field("name", undefined, rest),
+    field("name", 42, rest),
+  ];
+}
+
 Deno.test("whatsapp-ops answers every bad input on every route with a 4xx naming the field and changes no row", async (t) => {
   const { slug } = await createTenant({ prefix: "bi-ops" });
   const routes: Record<string, { base: Record<string, unknown>; extra: Case[] }> = {
@@ -95,11 +104,48 @@ Deno.test("whatsapp-ops answers every bad input on every route with a 4xx naming
       base: { slug },
       extra: [field("limit", 0), field("limit", "20"), field("limit", 10_000), field("limit", 1.5)],
     },
+    "servers/list": { base: {}, extra: [] },
+    "servers/register": {
+      base: { name: "bi-srv", url: "http://127.0.0.1:9", key: "k" },
+      extra: [
+        ...serverNameCases({ url: "http://127.0.0.1:9", key: "k" }),
+        field("name", "default", { url: "http://127.0.0.1:9", key: "k" }),
+        field("url", "ftp://evil.example/", { name: "bi-srv", key: "k" }),
+        field("url", "http://user:password@127.0.0.1:9", { name: "bi-srv", key: "k" }),
+        field("url", "http://127.0.0.1:9/?apikey=k", { name: "bi-srv", key: "k" }),
+        field("url", "'; drop table tenants; --", { name: "bi-srv", key: "k" }),
+        field("url", undefined, { name: "bi-srv", key: "k" }),
+        field("key", "", { name: "bi-srv", url: "http://127.0.0.1:9" }),
+        field("key", "k".repeat(10_000), { name: "bi-srv", url: "http://127.0.0.1:9" }),
+        field("capacity", 0, { name: "bi-srv", url: "http://127.0.0.1:9", key: "k" }),
+        field("capacity", "10", { name: "bi-srv", url: "http://127.0.0.1:9", key: "k" }),
+        field("capacity", 1.5, { name: "bi-srv", url: "http://127.0.0.1:9", key: "k" }),
+      ],
+    },
+    ...Object.fromEntries(["enable", "drain", "undrain"].map((v) => [`servers/${v}`, {
+      base: { name: "bi-srv" },
+      extra: serverNameCases(),
+    }])),
+    "servers/disable": {
+      base: { name: "bi-srv" },
+      extra: [...serverNameCases(), field("apply", "true", { name: "bi-srv" })],
+    },
+    "servers/remove": {
+      base: { name: "bi-srv", confirm: "bi-srv" },
+      extra: [
+        ...serverNameCases({ confirm: "bi-srv" }),
+        field("confirm", 42, { name: "bi-srv" }),
+        field("confirm", "x".repeat(10_000), { name: "bi-srv" }),
+        field("apply", "yes", { name: "bi-srv", confirm: "bi-srv" }),
+      ],
+    },
   };
   try {
     for (const [route, { base, extra }] of Object.entries(routes)) {
-      // `/status` takes an optional slug: a missing one is the all-tenants view, not bad input
-      const slugs = slugCases(base).filter((c) => route !== "status" || !/slug missing/.test(c.name));
+      // `/status` takes an optional slug: a missing one is the all-tenants view, not bad input; servers have names
+      const slugs = route.startsWith("servers/")
+        ? []
+        : slugCases(base).filter((c) => route !== "status" || !/slug missing/.test(c.name));
       const cases = [...bodyCases(base), ...slugs, ...extra];
       for (const c of cases) {
         await t.step(`/${route} ${c.name}`, () => runCase("whatsapp-ops", { ...c, path: `/${route}` }, [slug]));

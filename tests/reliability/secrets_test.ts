@@ -61,6 +61,13 @@ const PLACES: Array<[string, Finder]> = [
       select 1 from maintenance.scheduled_calls x where strpos(to_jsonb(x)::text, s.value) > 0)`,
   ],
   [
+    "maintenance.evolution_servers",
+    (sql, n, v) =>
+      sql`select s.name from unnest(${n}::text[], ${v}::text[]) as s(name, value) where exists (
+      select 1 from maintenance.evolution_servers x where strpos(to_jsonb(x)::text, s.value) > 0)
+      or exists (select 1 from maintenance.tenant_servers x where strpos(to_jsonb(x)::text, s.value) > 0)`,
+  ],
+  [
     "maintenance.settings",
     (sql, n, v) =>
       sql`select s.name from unnest(${n}::text[], ${v}::text[]) as s(name, value) where exists (
