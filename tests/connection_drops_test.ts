@@ -182,7 +182,7 @@ Deno.test("the connection_drops migration runs again on a database that has its 
     (${slug}, 'whatsapp', 'connection.update', 'success', null, ${sql.json({ state: "open" })},
       now() - interval '3 hours')`;
   const migration = await Deno.readTextFile(
-    new URL("../supabase/migrations/20261202002000_connection_drops.sql", import.meta.url),
+    new URL("../supabase/migrations/20261202006200_connection_drops.sql", import.meta.url),
   );
   await sql.begin((tx) => tx.unsafe(migration));
   await sql.begin((tx) => tx.unsafe(migration));

@@ -1,5 +1,5 @@
 -- Connection drops: one rule for "disconnections", and cross-tenant attempts that never count as a tenant's
--- connection state (append-only after 20261202001000, whose record_tenant_health it replaces).
+-- connection state (append-only after 20261202006100; it replaces 20261202001000's record_tenant_health).
 --
 -- Evolution sends `connection.update` `close` only for a terminal reason (a logout, a ban: docs/EVOLUTION.md
 -- section 11). A transient drop reconnects at once and shows `connecting` then `open`, with no `close`. Counting
