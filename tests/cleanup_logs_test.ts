@@ -3,7 +3,11 @@
 import assert from "node:assert/strict";
 import { cleanupLogs } from "../shared/jobs/cleanup_logs.ts";
 import { runJob } from "../shared/jobs/runner.ts";
+import { isolationAudit, type Violation } from "../shared/jobs/isolation_audit.ts";
+import { WEBHOOK_TOKEN_HEADER, webhookToken } from "../shared/naming.ts";
+import { createWebhookApp } from "../shared/webhook/app.ts";
 import { adminSql, callFunction, createTenant, testDeps, testSql, uniqueSlug } from "./_helpers.ts";
+import { opsFixture } from "./ops_fixture.ts";
 
 const DAY = 86_400_000;
 
@@ -83,6 +87,73 @@ Deno.test("cleanupLogs() keeps a tenant's latest connection.update however old, 
   assert.equal(run.report.remaining, false, "the kept row does not count as work left");
   const left = await sql`select event, data ->> 'state' as state from public.api_logs where tenant_slug = ${slug}`;
   assert.deepEqual(left.map((r) => ({ ...r })), [{ event: "connection.update", state: "open" }]);
+});
+
+Deno.test("cleanupLogs() after a cross-tenant connection.update attempt keeps the tenant's last real state and uptime; the audit still reports it", async () => {
+  const sql = testSql();
+  const f = await opsFixture();
+  try {
+    const a = await createTenant({ prefix: "cl-x" });
+    const b = await createTenant({ prefix: "cl-x" });
+    const old = (days: number) => new Date(Date.now() - days * DAY);
+    // A connected 200 days ago and stayed connected: that open is its current state, long past the retention
+    for (const [days, state] of [[300, "close"], [200, "open"]] as const) {
+      await sql`insert into public.api_logs (tenant_slug, service, event, status, data, created_at)
+        values (${a.slug}, 'whatsapp', 'connection.update', 'success', ${sql.json({ state })}, ${old(days)})`;
+    }
+    const asOf = new Date();
+    const uptimeOf = async () => {
+      const [row] = await sql`select state_at_start, uptime_pct::float8 as uptime from maintenance.tenant_uptime(
+        ${new Date(asOf.getTime() - DAY)}, ${asOf}) where tenant_slug = ${a.slug}`;
+      return { ...row };
+    };
+    const boardOf = async () => ({
+      dashboard: (await sql`select state, last_webhook_state from maintenance.dashboard_tenants
+        where tenant_slug = ${a.slug}`).map((r) => ({ ...r })),
+      statusPage: (await sql`select state, availability_24h, availability_7d
+        from maintenance.status_page_tenants(${asOf}, 10, ${a.slug})`).map((r) => ({ ...r })),
+    });
+    const before = { uptime: await uptimeOf(), board: await boardOf() };
+    assert.deepEqual(before.uptime, { state_at_start: "open", uptime: 100 });
+
+    // B's instance posts a connection.update to A's webhook URL (with A's token): rejected and logged against A
+    const secret = testDeps().config.webhookSecret;
+    const res = await createWebhookApp(testDeps()).request(`/whatsapp-webhook/api/whatsapp/webhook/${a.slug}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", [WEBHOOK_TOKEN_HEADER]: await webhookToken(a.slug, secret) },
+      body: JSON.stringify({
+        event: "connection.update",
+        instance: `revalya-${b.slug}`,
+        data: { instance: `revalya-${b.slug}`, state: "close", statusReason: 401 },
+        date_time: new Date().toISOString(),
+      }),
+    });
+    assert.equal(res.status, 403);
+    await res.body?.cancel();
+
+    const run = await runJob(testDeps(), cleanupLogs, { input: cleanupLogs.input.parse({}), trigger: "test" });
+    assert.equal(run.status, "ok", JSON.stringify(run.report));
+    const left = await sql`select event, status, data ->> 'state' as state from public.api_logs
+      where tenant_slug = ${a.slug} order by id`;
+    assert.deepEqual(left.map((r) => ({ ...r })), [
+      { event: "connection.update", status: "success", state: "open" },
+      { event: "cross_tenant_attempt", status: "error", state: null },
+    ], "the tenant's last real state stays; the rejected event is no state of it");
+    assert.deepEqual(await uptimeOf(), before.uptime, "the uptime report still starts the day open: 100 %");
+    assert.deepEqual(await boardOf(), before.board, "the dashboard and the status page are unchanged");
+
+    const audit = await runJob(f.deps, isolationAudit, {
+      input: isolationAudit.input.parse({ apply: false, tenants: [a.slug] }),
+      trigger: "test",
+    });
+    const cross = (audit.report.violations as Violation[]).find((v) => v.kind === "cross_tenant_attempts");
+    assert.equal(cross?.tenant, a.slug, JSON.stringify(audit.report.violations));
+    assert.deepEqual(cross?.current, { attempts: 1 });
+    const sample = cross?.evidence?.sample as { event: string; data: { claimedInstance: string } };
+    assert.deepEqual([sample.event, sample.data.claimedInstance], ["connection.update", `revalya-${b.slug}`]);
+  } finally {
+    await f.close();
+  }
 });
 
 Deno.test("cleanupLogs() purges in batches and leaves the rest to the next run when its time budget is spent", async () => {

@@ -428,22 +428,34 @@ Deno.test("healthCheck() resolves supabase_down on the next full run once SUPABA
   }
 });
 
-Deno.test("healthCheck() flags a tenant with more than 3 close events in 2 hours as frequent_disconnections", async () => {
+Deno.test("healthCheck() flags a tenant whose connection dropped more than 3 times in 2 hours as frequent_disconnections", async () => {
   const f = await fixture();
   const { slug } = await createTenant({ prefix: "hc-flap" });
   try {
     f.sim.control.seedInstance(`revalya-${slug}`, { state: "open" });
+    // a drop is an open connection going connecting (a transient drop: Evolution sends no close) or close. The
+    // tenant was checked once before these rows are written with earlier times, so they are no new flap samples:
+    // this is frequent_disconnections alone, not flapping
+    const first = await f.run([slug]);
+    assert.deepEqual((first.tenants as Record<string, unknown>).frequentDisconnections, []);
     await testSql()`
       insert into public.api_logs (created_at, tenant_slug, service, event, status, data)
-      select now() - make_interval(mins => g * 20), ${slug}, 'whatsapp', 'connection.update', 'success',
-        '{"state":"close","statusReason":428}'::jsonb
-      from generate_series(1, 4) g`;
+      select now() - make_interval(mins => g * 20 + o.m), ${slug}, 'whatsapp', 'connection.update', 'success',
+        jsonb_build_object('state', o.state, 'statusReason', 200)
+      from generate_series(1, 4) g, (values (0, 'connecting'), (1, 'open')) o(m, state)`;
     const r = await f.run([slug]);
     assert.deepEqual((r.tenants as Record<string, unknown>).frequentDisconnections, [slug]);
-    assert.deepEqual((r.tenants as Record<string, unknown>).flapping, [], "4 closes long apart are not flapping");
+    assert.deepEqual(
+      (r.tenants as Record<string, unknown>).flapping,
+      [],
+      "4 drops seen by earlier checks are not flapping",
+    );
     const { failure } = await thresholds();
     for (let i = 1; i < failure; i++) await f.run([slug]);
     assert.equal(f.slack(`frequent_disconnections:${slug}`).length, 1);
+    const [h] = await testSql()`select issue, details ->> 'drops' as drops from maintenance.tenant_health
+      where tenant_slug = ${slug}`;
+    assert.deepEqual({ ...h }, { issue: "WhatsApp dropped its connection 4 times in 02:00:00", drops: "4" });
   } finally {
     await testSql()`delete from public.api_logs where tenant_slug = ${slug}`;
     await dropTenants([slug]);

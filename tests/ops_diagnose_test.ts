@@ -2,7 +2,7 @@
 // by real connection.update webhooks through the test stack's receiver), with its evidence.
 import assert from "node:assert/strict";
 import { createOpsApp } from "../shared/ops/app.ts";
-import { createTenant } from "./_helpers.ts";
+import { createTenant, testSql, waitFor } from "./_helpers.ts";
 import { healthyTenant, opsCall, opsFixture } from "./ops_fixture.ts";
 
 Deno.test("diagnose produces each seed connection code from a simulator scenario", async (t) => {
@@ -82,6 +82,9 @@ Deno.test("diagnose produces the disconnection and performance codes from simula
       "frequent_disconnections: 4 logouts in 2 h, delivered by the simulator to the real receiver",
       async () => {
         const { slug, instance } = await healthyTenant(f, "dg-flap");
+        // a disconnection is a connection that was open: the record starts with the tenant connected
+        f.sim.control.setState(instance, "open");
+        await new Promise((r) => setTimeout(r, 5));
         for (let i = 0; i < 4; i++) {
           f.sim.control.disconnect(instance, 401);
           f.sim.control.setState(instance, "open");
@@ -93,6 +96,7 @@ Deno.test("diagnose produces the disconnection and performance codes from simula
         assert.equal(d.disconnection.code, "frequent_disconnections", JSON.stringify(d.disconnection));
         assert.equal(d.disconnection.evidence.closes, 4);
         assert.deepEqual(d.disconnection.evidence.reasons, { "401": 4 });
+        assert.equal(d.disconnection.evidence.terminalCloses, 4, "each drop was a logout");
       },
     );
     await t.step("api_unstable: GET / fails while the instance answers", async () => {
@@ -137,6 +141,33 @@ Deno.test("diagnose produces the disconnection and performance codes from simula
       assert.equal(d.performance.code, "normal");
       assert.match(d.performance.evidence.note, /too few/);
     });
+  } finally {
+    await f.close();
+  }
+});
+
+Deno.test("diagnose counts transient drops (connecting then open, no close) as frequent_disconnections", async () => {
+  // Evolution reconnects a transient close at once and sends no close: only connecting, then open (reconnectLoop)
+  const f = await opsFixture({}, { openMs: 20, reconnectMs: 20 });
+  try {
+    const { slug, instance } = await healthyTenant(f, "dg-drops");
+    f.sim.control.setState(instance, "open");
+    await f.sim.control.drain();
+    f.sim.control.reconnectLoop(instance, { cycles: 4, openForMs: 30 });
+    const states = async () =>
+      (await testSql()<{ state: string }[]>`
+        select data ->> 'state' as state from public.api_logs
+        where tenant_slug = ${slug} and event = 'connection.update' order by id`).map((r) => r.state);
+    await waitFor("four reconnects delivered", async () => ((await states()).length >= 9 ? true : null), 10_000);
+    await f.sim.control.drain();
+    assert.deepEqual(await states(), ["open", ...Array(4).fill(["connecting", "open"]).flat()]);
+    const d = (await opsCall(createOpsApp(f.deps), f, "diagnose", { slug })).json;
+    assert.equal(d.connection.code, "ok", "the instance is open again");
+    assert.equal(d.disconnection.code, "frequent_disconnections", JSON.stringify(d.disconnection));
+    assert.equal(d.disconnection.evidence.closes, 4, "four drops, though Evolution sent no close");
+    assert.equal(d.disconnection.evidence.terminalCloses, 0);
+    assert.deepEqual(d.disconnection.evidence.reasons, { "200": 4 }, "a transient drop carries connecting's 200");
+    assert.deepEqual(d.problems, ["frequent_disconnections"]);
   } finally {
     await f.close();
   }

@@ -86,7 +86,12 @@ Deno.test("whatsapp-webhook rejects an event for another tenant's instance with 
   assert.equal(r.json.error.code, "forbidden");
   const rows = await logs(a.slug);
   assert.equal(rows.length, 1);
-  assert.deepEqual([rows[0].event, rows[0].status, rows[0].error_type], ["connection.update", "error", "cross_tenant"]);
+  // stored under its own event name, so no reader of the tenant's connection.update rows takes it for a state
+  assert.deepEqual(
+    [rows[0].event, rows[0].status, rows[0].error_type],
+    ["cross_tenant_attempt", "error", "cross_tenant"],
+  );
+  assert.equal(rows[0].data.event, "connection.update", "the claimed event is kept in data.event");
   assert.equal(rows[0].data.claimedInstance, `revalya-${b.slug}`);
   assert.equal((await logs(b.slug)).length, 0, "the claimed tenant gets no event");
 });

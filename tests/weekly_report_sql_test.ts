@@ -160,6 +160,46 @@ Deno.test("usage_report() computes connections, per-tenant uptime and its averag
   await assert.rejects(sql`select maintenance.usage_report(0)`, (e: { code?: string }) => e.code === "22023");
 });
 
+Deno.test("usage_report() counts drops as disconnections: transient drops included, a close never preceded by an open not", async () => {
+  const sql = testSql();
+  await clearWindow("2006-01-01", "2006-01-09");
+  const t = await createTenant({ prefix: "wr-drop" });
+  const u = await createTenant({ prefix: "wr-drop" });
+  await insert([
+    { slug: t.slug, at: "2006-01-01T00:00:00Z", state: "open" }, // before the period: the state at its start
+    { slug: t.slug, at: "2006-01-03T00:00:00Z", state: "connecting" }, // a transient drop (no close follows)
+    { slug: t.slug, at: "2006-01-03T00:01:00Z", state: "open" },
+    { slug: t.slug, at: "2006-01-04T00:00:00Z", state: "connecting" }, // a drop that ends in a logout
+    { slug: t.slug, at: "2006-01-04T00:01:00Z", state: "close" },
+    { slug: u.slug, at: "2006-01-05T00:00:00Z", state: "connecting" }, // never open: a pairing, then
+    { slug: u.slug, at: "2006-01-05T00:01:00Z", state: "close" }, //       a close that is no disconnection
+    // a cross-tenant attempt stored the old way: an error row under the claimed event, never a state
+    { slug: u.slug, at: "2006-01-06T00:00:00Z", state: "open", status: "error", errorType: "cross_tenant" },
+    { slug: u.slug, at: "2006-01-06T00:01:00Z", state: "connecting" },
+    { slug: t.slug, at: "2006-01-09T00:00:00Z", state: "connecting" }, // at the end of the period: outside
+  ]);
+  const [{ r }] = await sql`select maintenance.usage_report(7, '2006-01-09T00:00:00Z') as r`;
+  assert.equal(r.totalDisconnections, 2, "t dropped twice; u was never open");
+  assert.equal(r.totalCloses, 2, "both close events are terminal closes");
+  assert.equal(r.totalConnections, 1, "the error row is not a connection");
+  const up = (r.uptime as { tenant: string; uptime: number | null; stateChanges: number }[])
+    .find((x) => x.tenant === u.slug);
+  assert.deepEqual(
+    [up?.uptime, up?.stateChanges],
+    [0, 3],
+    "u was down whenever its state was known: 0 % (not null), three real states",
+  );
+  assert.deepEqual(
+    (r.topActiveTenants as { tenant: string; activity: number }[]).filter((a) => a.tenant === u.slug),
+    [{ tenant: u.slug, activity: 3 }],
+    "activity counts the tenant's own events only",
+  );
+  const [{ drops }] = await sql`
+    select coalesce(sum(drops), 0)::int as drops from maintenance.connection_drops(${[t.slug, u.slug]},
+      '2006-01-01T23:59:59.999999Z', '2006-01-08T23:59:59.999999Z')`;
+  assert.equal(drops, r.totalDisconnections, "the report's figure is connection_drops over the same period");
+});
+
 Deno.test("weekly_report() is identical before and after a purge of unrelated old rows", async () => {
   const sql = testSql();
   await clearWindow("2003-06-01", "2004-01-09");

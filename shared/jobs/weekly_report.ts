@@ -23,7 +23,10 @@ export interface WeeklyReport {
     totalTenants: number;
     activeIntegrations: number;
     totalConnections: number;
+    /** Drops: an open connection going `connecting` or `close` (`maintenance.connection_drops`). */
     totalDisconnections: number;
+    /** `connection.update` close events: terminal closes (logouts, bans). */
+    totalCloses: number;
     averageUptime: number | null;
     [key: string]: unknown;
   };
@@ -40,14 +43,14 @@ const show = (v: number | null, unit = "") => (v === null ? "n/a" : `${v}${unit}
 /** The notification of a report: a headline and the figures as Block Kit fields. */
 export function reportNotification(report: WeeklyReport) {
   const { usage, performance: perf } = report;
+  const connections = `${usage.totalConnections} connections, ${usage.totalDisconnections} disconnections ` +
+    `(${usage.totalCloses} terminal closes)`;
   return {
     severity: "info" as const,
     title: `Weekly WhatsApp report (${report.period.days} days): ${report.diagnosis}`,
     text: `${perf.totalRequests} requests, ${show(perf.successRate, "%")} success, average ${
       show(perf.responseTime.avg, " ms")
-    } (p95 ${
-      show(perf.responseTime.p95, " ms")
-    }); ${usage.totalConnections} connections, ${usage.totalDisconnections} disconnections; average uptime ${
+    } (p95 ${show(perf.responseTime.p95, " ms")}); ${connections}; average uptime ${
       show(usage.averageUptime, "%")
     }. Period ${report.period.since} to ${report.period.until}.`,
     fields: {

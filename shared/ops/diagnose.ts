@@ -11,9 +11,10 @@
  *   because Evolution checks existence before the key), the key and reachability come from ONE
  *   `fetchInstances?instanceName=` call, which is not instance-guarded: 401 is the key, a network error is the
  *   server, 404 is the instance. Every problem found is listed in `problems`, the seed's code is the first of them.
- * - disconnection: `frequent_disconnections` (> 3 closes in 2 h, from the receiver's `connection.update` logs),
+ * - disconnection: `frequent_disconnections` (> 3 drops in 2 h, from the receiver's `connection.update` logs: a
+ *   drop is an open connection going `connecting` or `close`, since a transient drop sends no `close`),
  *   `api_unstable` (the live probe `GET /` fails, as the seed's checkEvolutionAPIHealth; the last 30 min of
- *   Evolution calls are given as context), else `ok` (no close) or `unknown` (closes without a pattern).
+ *   Evolution calls are given as context), else `ok` (no drop) or `unknown` (drops without a pattern).
  * - performance: `slow_api` (mean > 5 s), `high_error_rate` (success < 95 %), or `normal`, over the tenant's
  *   Evolution calls in the window (default 24 h), aggregated in SQL; fewer than 3 calls is too small a sample.
  */
@@ -35,7 +36,7 @@ export type ConnectionCode =
   | "invalid_api_key"
   | "api_unreachable"
   | "unknown";
-/** The seed's disconnection codes (plus `ok`: no close at all). */
+/** The seed's disconnection codes (plus `ok`: no drop at all). */
 export type DisconnectionCode = "frequent_disconnections" | "api_unstable" | "unknown" | "ok";
 /** The seed's performance codes. */
 export type PerformanceCode = "slow_api" | "high_error_rate" | "normal";
@@ -282,8 +283,11 @@ function connectionCode(problems: Problem[]): ConnectionCode {
 }
 
 /**
- * Disconnection: the tenant's closes in the window (the receiver's `connection.update` logs), then, short of
- * `frequent_disconnections`, whether the API is stable. (The SQL windows end at the database's now(): the audit and
+ * Disconnection: the tenant's drops in the window (`maintenance.tenant_disconnections`, over
+ * `maintenance.connection_drops`: the receiver's `connection.update` logs), then, short of
+ * `frequent_disconnections`, whether the API is stable. The evidence keeps its names: `closes` counts the drops,
+ * `lastCloseAt` is the last one, `reasons` their statusReason (200 for a transient drop, 401 for a logout), and
+ * `terminalCloses` the `close` events (logouts, bans). (The SQL windows end at the database's now(): the audit and
  * log rows carry its clock.)
  */
 async function diagnoseDisconnection(
@@ -291,7 +295,9 @@ async function diagnoseDisconnection(
   slug: Slug,
   options: { evolution: EvolutionClient; apiProblem: Problem | null; evolutionError: unknown },
 ): Promise<Section<DisconnectionCode>> {
-  const [closes] = await deps.sql<{ closes: number; last_close_at: Date | null; reasons: unknown; events: number }[]>`
+  const [closes] = await deps.sql<
+    { closes: number; last_close_at: Date | null; reasons: unknown; events: number; terminal_closes: number }[]
+  >`
     select * from maintenance.tenant_disconnections(${slug},
       make_interval(hours => ${THRESHOLDS.closesWindowHours}))`;
   const evidence: Record<string, unknown> = {
@@ -299,6 +305,7 @@ async function diagnoseDisconnection(
     closes: closes.closes,
     lastCloseAt: closes.last_close_at ? new Date(closes.last_close_at).toISOString() : null,
     reasons: closes.reasons,
+    terminalCloses: closes.terminal_closes,
   };
   if (closes.closes > THRESHOLDS.frequentCloses) {
     return { code: "frequent_disconnections", evidence, problems: ["frequent_disconnections"] };

@@ -58,7 +58,9 @@ const ADVICE: Partial<Record<Problem, string>> = {
   api_error: "Evolution answered with an error: check its logs, then run fix again",
   api_unstable: "Evolution is unstable: wait for it to settle (see health-check), then run fix again",
   frequent_disconnections:
-    "the number keeps being logged out: check WhatsApp > Linked devices on the phone; if it persists, reset the integration",
+    "the connection keeps dropping: if the drops are logouts (terminalCloses, reason 401), check WhatsApp > Linked " +
+    "devices on the phone; if they are transient (reason 200, no close), check the Evolution server's network and " +
+    "logs; if it persists, reset the integration",
   instance_unauthorized:
     "Evolution refused the key for this instance while accepting it for the listing (its intermittent 401, " +
     "evolution-api#2356, or a proxy dropping the apikey header on some routes): wait a few minutes and run diagnose again",

@@ -201,9 +201,17 @@ Deno.test("whatsapp-webhook: tenant A's URL and token carrying tenant B's instan
       body: JSON.stringify({ event, instance, data: { state: "open" }, date_time: new Date().toISOString() }),
     });
   const logsOf = (slug: string) =>
-    testSql()<{ event: string; status: string; error_type: string | null; claimed: string | null }[]>`
-      select event, status, error_type, data ->> 'claimedInstance' as claimed from public.api_logs
-      where tenant_slug = ${slug} order by id`;
+    testSql()<
+      {
+        event: string;
+        status: string;
+        error_type: string | null;
+        claimed: string | null;
+        claimedEvent: string | null;
+      }[]
+    >`
+      select event, status, error_type, data ->> 'claimedInstance' as claimed, data ->> 'event' as "claimedEvent"
+      from public.api_logs where tenant_slug = ${slug} order by id`;
   try {
     for (
       const [name, event] of [["connection.update", "connection.update"], ["messages.upsert", "messages.upsert"], [
@@ -219,10 +227,11 @@ Deno.test("whatsapp-webhook: tenant A's URL and token carrying tenant B's instan
         const rows = await logsOf(a.slug);
         assert.equal(rows.length, before + 1);
         assert.deepEqual(rows.at(-1), {
-          event,
+          event: "cross_tenant_attempt",
           status: "error",
           error_type: "cross_tenant",
           claimed: `revalya-${b.slug}`,
+          claimedEvent: event,
         });
         assert.equal((await logsOf(b.slug)).length, 0, "tenant B gets no event");
       });

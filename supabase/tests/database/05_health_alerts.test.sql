@@ -1,6 +1,6 @@
 -- Health bookkeeping, the alert lifecycle, the outbox and the dead-man inputs.
 begin;
-select plan(40);
+select plan(41);
 
 select has_table('maintenance', 'tenant_health', 'latest health per tenant exists');
 select has_table('maintenance', 'tenant_health_history', 'health state history exists');
@@ -76,15 +76,20 @@ select ok((select payload ->> 'title' like '[RESOLVED] hx-down:%' from maintenan
 select results_eq($$select from_state, to_state from maintenance.tenant_health_history where tenant_slug = 'hx-down' order by at$$,
   $$values (null::text, 'degraded'::text), ('degraded', 'healthy')$$, 'history holds exactly the two state changes');
 
--- frequent disconnections from api_logs
+-- frequent disconnections from api_logs: drops (an open connection going connecting, Evolution's transient drop,
+-- which sends no close)
 insert into public.api_logs (created_at, tenant_slug, service, event, status, data)
-select '2026-01-01 15:00Z'::timestamptz - make_interval(mins => g * 10), 'hx-ok', 'whatsapp', 'connection.update',
-  'success', '{"state":"close","statusReason":428}' from generate_series(1, 4) g;
+select '2026-01-01 15:00Z'::timestamptz - make_interval(mins => g * 10 + o.m), 'hx-ok', 'whatsapp',
+  'connection.update', 'success', jsonb_build_object('state', o.state, 'statusReason', 200)
+from generate_series(1, 4) g, (values (0, 'connecting'), (5, 'open')) o(m, state);
 select is(maintenance.record_tenant_health('10000000-0000-0000-0000-000000000005', '2026-01-01 15:10Z',
   (select r from t_results)) -> 'frequentDisconnections', '["hx-ok"]'::jsonb,
-  'four close events in 2 h flag frequent_disconnections');
+  'four drops (open, then connecting) in 2 h flag frequent_disconnections');
 select results_eq($$select state, issue_code from maintenance.tenant_health where tenant_slug = 'hx-ok'$$,
   $$values ('degraded'::text, 'frequent_disconnections'::text)$$, 'an open but flapping tenant is degraded');
+select results_eq($$select issue, details -> 'drops' from maintenance.tenant_health where tenant_slug = 'hx-ok'$$,
+  $$values ('WhatsApp dropped its connection 4 times in 02:00:00'::text, '4'::jsonb)$$,
+  'the issue says how many times the connection dropped, details.drops the count');
 
 -- mass disconnect: 6 tenants go down in one run → one platform alert, tenant alerts inhibited
 insert into public.tenants (id, slug)

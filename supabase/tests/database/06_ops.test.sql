@@ -116,15 +116,16 @@ select results_eq($$select attempts from maintenance.cross_tenant_attempts() whe
 
 -- diagnosis aggregates
 insert into public.api_logs (tenant_slug, service, event, status, error_type, response_time, created_at, data)
-select 'pg6-d', 'whatsapp', 'connection.update', 'success', null, null, now() - make_interval(mins => g * 10),
-  jsonb_build_object('state', 'close', 'statusReason', 401)
-from generate_series(1, 4) g;
+select 'pg6-d', 'whatsapp', 'connection.update', 'success', null, null, now() - make_interval(mins => g * 10 + o.m),
+  jsonb_build_object('state', o.state, 'statusReason', o.reason)
+from generate_series(1, 4) g, (values (0, 'close', 401), (5, 'open', 200)) o(m, state, reason);
 insert into public.api_logs (tenant_slug, service, event, status, error_type, response_time, created_at)
 values ('pg6-d', 'whatsapp', 'connection_state', 'success', null, 6000, now()),
        ('pg6-d', 'whatsapp', 'connection_state', 'error', 'timeout', 10000, now()),
        ('pg6-d', 'whatsapp', 'connection_state', 'success', null, 2000, now() - interval '3 days');
 select results_eq($$select closes, reasons from maintenance.tenant_disconnections('pg6-d')$$,
-  $$values (4, '{"401": 4}'::jsonb)$$, 'four closes in the last two hours, all logged out (401)');
+  $$values (4, '{"401": 4}'::jsonb)$$,
+  'four disconnections in the last two hours (connected, then logged out: 401), each close after an open');
 select results_eq(
   $$select total, success_rate, avg_response_ms, errors_by_type
     from maintenance.tenant_performance('pg6-d', array['connection_state'])$$,
