@@ -149,6 +149,9 @@ Deno.test("cleanup-logs folds cross-tenant attempts older than a day into one ro
     const again = await sql<{ n: number }[]>`
       select sum(attempts)::int as n from maintenance.cross_tenant_hourly where tenant_slug = ${slug}`;
     assert.equal(again[0].n, 53, "a second run folds nothing twice");
+    const [seen] = await sql<{ attempts: number }[]>`
+      select attempts::int from maintenance.cross_tenant_attempts('3 days', ${now}) where tenant_slug = ${slug}`;
+    assert.equal(seen.attempts, 54, "the isolation audit's count reads the folded hours and the raw day alike");
 
     // a late attempt of an hour already folded adds to that hour's row
     await sql`insert into public.api_logs (created_at, tenant_slug, service, event, status, error_type, data)

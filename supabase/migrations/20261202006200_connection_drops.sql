@@ -184,6 +184,8 @@ begin
     left join prev p on p.tenant_id = i.tenant_id
     where l.event = 'connection.update' and l.status = 'success' and l.tenant_slug = any (slugs)
       and l.created_at > greatest(coalesce(p.last_checked_at, checked_at - flap_window), checked_at - flap_window)
+      -- the same bound as a constant, so the index range is the window, not every connection.update ever stored
+      and l.created_at > checked_at - flap_window
       and l.created_at <= checked_at
       and coalesce(l.data ->> 'state', l.data #>> '{data,state}') in ('open', 'connecting', 'close')
     group by l.tenant_slug

@@ -172,3 +172,53 @@ revoke all on function maintenance.add_counts(jsonb, jsonb),
   from public, anon, authenticated;
 grant execute on function maintenance.collapse_cross_tenant_batch(timestamptz, integer, boolean),
   maintenance.expire_dead_notifications(timestamptz, boolean) to service_role;
+
+-- why: per tenant, the cross-tenant attempts of the last p_window not yet acknowledged (20261202006200's), now also
+-- from the hourly record: an attempt folded by cleanup-logs still counts, once, with its hour as its time (an hour
+-- counts when it overlaps the window; its sample is the raw rows' latest when there is one).
+create or replace function maintenance.cross_tenant_attempts(
+  p_window interval default '24 hours', p_as_of timestamptz default now()
+)
+returns table (tenant_slug text, attempts bigint, first_at timestamptz, last_at timestamptz, acknowledged_until timestamptz,
+  sample jsonb)
+language sql stable security definer set search_path = '' as $$
+  with ack as (
+    select a.tenant_slug, max((a.after ->> 'until')::timestamptz) as until
+    from maintenance.actions_audit a
+    where a.action = 'isolation.acknowledge_cross_tenant' and a.result = 'ok'
+    group by a.tenant_slug
+  ),
+  raw as (
+    select l.tenant_slug, 1::bigint as n, l.created_at as first_at, l.created_at as last_at,
+      jsonb_strip_nulls(jsonb_build_object('at', l.created_at,
+        'event', case when l.event = 'cross_tenant_attempt' then coalesce(l.data ->> 'event', l.event) else l.event end,
+        'data', l.data)) as sample
+    from public.api_logs l
+    left join ack on ack.tenant_slug is not distinct from l.tenant_slug
+    where l.error_type = 'cross_tenant'
+      and l.created_at > p_as_of - p_window
+      and l.created_at <= p_as_of
+      and (ack.until is null or l.created_at > ack.until)
+  ),
+  folded as (
+    select h.tenant_slug, h.attempts as n, h.first_at, h.last_at,
+      jsonb_build_object('at', h.last_at, 'event', (select e.key from jsonb_each_text(h.events) e
+          order by e.value::bigint desc, e.key limit 1),
+        'data', jsonb_build_object('claimedInstance', h.claimed_instance, 'expectedInstance', h.expected_instance,
+          'attempts', h.attempts, 'hour', h.hour)) as sample
+    from maintenance.cross_tenant_hourly h
+    left join ack on ack.tenant_slug = h.tenant_slug
+    where h.last_at > p_as_of - p_window
+      and h.first_at <= p_as_of
+      and (ack.until is null or h.last_at > ack.until)
+  ),
+  both_kinds as (select * from raw union all select * from folded)
+  select b.tenant_slug, sum(b.n)::bigint, min(b.first_at), max(b.last_at),
+    (select max(ack.until) from ack where ack.tenant_slug is not distinct from b.tenant_slug),
+    (array_agg(b.sample order by b.last_at desc))[1]
+  from both_kinds b
+  group by b.tenant_slug
+  order by sum(b.n) desc, b.tenant_slug;
+$$;
+revoke all on function maintenance.cross_tenant_attempts(interval, timestamptz) from public, anon, authenticated;
+grant execute on function maintenance.cross_tenant_attempts(interval, timestamptz) to service_role;
