@@ -184,20 +184,28 @@ Deno.test("the connection_drops migration runs again on a database that has its 
   const migration = await Deno.readTextFile(
     new URL("../supabase/migrations/20261202006200_connection_drops.sql", import.meta.url),
   );
-  await sql.begin((tx) => tx.unsafe(migration));
-  await sql.begin((tx) => tx.unsafe(migration));
-  const rows = await sql`select event, status, error_type, data from public.api_logs where tenant_slug = ${slug}
-    order by created_at`;
-  assert.deepEqual(rows.map((x) => [x.event, x.status, x.data.event ?? null]), [
-    ["connection.update", "success", null],
-    ["cross_tenant_attempt", "error", "connection.update"],
-    ["cross_tenant_attempt", "error", "messages.upsert"],
-  ]);
-  assert.equal(rows[2].data.instance, "revalya-other", "what the row held is kept");
-  const [c] = await sql`select attempts, sample ->> 'event' as event from maintenance.cross_tenant_attempts()
-    where tenant_slug = ${slug}`;
-  assert.deepEqual([Number(c.attempts), c.event], [2, "messages.upsert"], "the audit still sees both");
-  const [d] = await sql`select * from maintenance.tenant_disconnections(${slug}, '1 day')`;
-  assert.deepEqual({ ...d }, { closes: 0, last_close_at: null, reasons: {}, events: 1, terminal_closes: 0 });
+  // applied twice and checked inside one transaction that is then rolled back: a migration applied again for real
+  // would replace what later migrations changed (cross_tenant_attempts, record_tenant_health) for every later test
+  const rolledBack = new Error("roll back");
+  await sql.begin(async (sql) => {
+    await sql.unsafe(migration);
+    await sql.unsafe(migration);
+    const rows = await sql`select event, status, error_type, data from public.api_logs where tenant_slug = ${slug}
+      order by created_at`;
+    assert.deepEqual(rows.map((x) => [x.event, x.status, x.data.event ?? null]), [
+      ["connection.update", "success", null],
+      ["cross_tenant_attempt", "error", "connection.update"],
+      ["cross_tenant_attempt", "error", "messages.upsert"],
+    ]);
+    assert.equal(rows[2].data.instance, "revalya-other", "what the row held is kept");
+    const [c] = await sql`select attempts, sample ->> 'event' as event from maintenance.cross_tenant_attempts()
+      where tenant_slug = ${slug}`;
+    assert.deepEqual([Number(c.attempts), c.event], [2, "messages.upsert"], "the audit still sees both");
+    const [d] = await sql`select * from maintenance.tenant_disconnections(${slug}, '1 day')`;
+    assert.deepEqual({ ...d }, { closes: 0, last_close_at: null, reasons: {}, events: 1, terminal_closes: 0 });
+    throw rolledBack;
+  }).catch((e) => {
+    if (e !== rolledBack) throw e;
+  });
   await sql`delete from public.api_logs where tenant_slug = ${slug}`;
 });
