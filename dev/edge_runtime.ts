@@ -295,7 +295,8 @@ function errorCode(json: Record<string, unknown> | null): unknown {
  * Boots every function under the edge Deno against a running stack and runs each scheduled job once (for real:
  * the stack's database and simulator), then stops that router. The jobs are the stack's `canais-<job>` pg_cron
  * jobs; each must answer 200 with a run status other than `error`. The status page must answer 200, whatsapp-ops
- * `POST /status` 200, and whatsapp-webhook a 404 for a tenant that does not exist (it reads the database).
+ * `POST /status` 200, and whatsapp-webhook a 401 for a tenant that does not exist (it reads the database first: a
+ * database it cannot reach is a 5xx; an unknown slug is answered as a wrong token).
  */
 export async function smokeRun(
   info: StackInfo,
@@ -362,13 +363,15 @@ export async function smokeRun(
       const r = await call(`${base}/whatsapp-ops/status`, { method: "POST", headers, body: "{}" });
       return r.status === 200 && r.json?.action === "status" ? null : `HTTP ${r.status}: ${r.text.slice(0, 300)}`;
     });
-    await probe("whatsapp-webhook unknown tenant (404)", async () => {
+    await probe("whatsapp-webhook unknown tenant (401, as a wrong token)", async () => {
       const r = await call(`${base}/whatsapp-webhook/api/whatsapp/webhook/edge-smoke-no-such-tenant`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: "{}",
       });
-      return r.status === 404 && errorCode(r.json) === "not_found" ? null : `HTTP ${r.status}: ${r.text.slice(0, 300)}`;
+      return r.status === 401 && errorCode(r.json) === "unauthorized"
+        ? null
+        : `HTTP ${r.status}: ${r.text.slice(0, 300)}`;
     });
   } finally {
     await router.stop();

@@ -1,6 +1,9 @@
 // health-check on the real test database with the in-process Evolution simulator and the local Slack receiver.
-// Runs are scoped to this file's own tenants (health-check's `tenants` input); platform alerts are global, so the
-// tests that raise them run in sequence here and leave them resolved.
+// Most runs are scoped to this file's own tenants (health-check's `tenants` input). Platform alerts are raised and
+// resolved only by full runs (`runAll`), which check every active tenant: the simulator is first given an open
+// instance for every other tenant, so only this file's tenants can be down; the tests that raise platform alerts
+// run in sequence here and leave them resolved. Tenant alerts fire after `alert_failure_threshold` bad runs in a row
+// and resolve after `alert_success_threshold` good ones (read from the settings, not assumed).
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { createTenant, testDeps, testSql } from "./_helpers.ts";
@@ -8,6 +11,7 @@ import { type Simulator, startSimulator } from "../dev/evolution_sim/app.ts";
 import { type Receivers, startReceivers } from "../dev/receivers.ts";
 import { buildDeps, type Deps } from "../shared/deps.ts";
 import { healthCheck, runHealthCheck } from "../shared/jobs/health_check.ts";
+import { normalizeBaseUrl } from "../shared/config.ts";
 import { runJob } from "../shared/jobs/runner.ts";
 
 interface Fixture {
@@ -15,12 +19,16 @@ interface Fixture {
   rx: Receivers;
   deps: Deps;
   run(tenants: string[]): Promise<Record<string, unknown>>;
+  /** A full run (every active tenant): the other tenants' instances are given to the simulator, open, first. */
+  runAll(own: string[], deps?: Deps): Promise<Record<string, unknown>>;
   /** Slack messages that mention `needle` (a fingerprint or a slug), as their fallback text. */
   slack(needle: string): string[];
+  /** Sets a maintenance setting until close(). */
+  set(key: string, value: unknown): Promise<void>;
   close(): Promise<void>;
 }
 
-async function fixture(): Promise<Fixture> {
+async function fixture(extraEnv: Record<string, string> = {}): Promise<Fixture> {
   const sim = await startSimulator({ port: 0 });
   const rx = await startReceivers();
   const deps = testDeps({
@@ -29,8 +37,10 @@ async function fixture(): Promise<Fixture> {
       EVOLUTION_API_KEY: sim.apiKey,
       SLACK_WEBHOOK_URL: rx.slackUrl,
       ALERT_LOG: "false",
+      ...extraEnv,
     },
   });
+  const changed: string[] = [];
   return {
     sim,
     rx,
@@ -39,13 +49,59 @@ async function fixture(): Promise<Fixture> {
       const out = await runHealthCheck(deps, { runId: crypto.randomUUID(), input: { tenants } });
       return { status: out.status, ...out.report };
     },
+    async runAll(own, using = deps) {
+      await seedOthers(sim, own);
+      const out = await runHealthCheck(using, { runId: crypto.randomUUID(), input: {} });
+      return { status: out.status, ...out.report };
+    },
     slack: (needle) =>
       rx.control.received("slack").filter((m) => JSON.stringify(m.body).includes(needle)).map((m) =>
         String(m.body.text)
       ),
+    async set(key, value) {
+      await testSql()`update maintenance.settings set value = ${testSql().json(value as never)} where key = ${key}`;
+      changed.push(key);
+    },
     async close() {
+      if (changed.length) await testSql()`update maintenance.settings set value = null where key = any (${changed})`;
       await sim.close();
       await rx.close();
+    },
+  };
+}
+
+/**
+ * A second Evolution server with `n` tenants of its own (moved there as `whatsapp-ops migrate` does: the URL in
+ * their config, one key in Vault), each with an open instance. Its tenants are a population of their own for the
+ * mass-disconnect rule, whatever other test files left on the default server.
+ */
+async function otherServer(prefix: string, n: number) {
+  const sim = await startSimulator({ port: 0 });
+  const sql = testSql();
+  const [{ id: keyId }] = await sql<{ id: string }[]>`
+    select maintenance.store_evolution_key(${prefix}, ${sim.apiKey}) as id`;
+  const tenants = await Promise.all(Array.from({ length: n }, () => createTenant({ prefix })));
+  await sql`
+    update public.tenant_integrations
+    set config = config || ${sql.json({ evolution_api_url: sim.url, evolution_api_key_secret_id: keyId })}
+    where id = any (${tenants.map((t) => t.integrationId!)}::uuid[])`;
+  for (const t of tenants) sim.control.seedInstance(`revalya-${t.slug}`, { state: "open" });
+  const url = normalizeBaseUrl(sim.url);
+  return {
+    sim,
+    tenants,
+    slugs: tenants.map((t) => t.slug),
+    /** The fingerprint of this server's mass_disconnect incident. */
+    incident: `mass_disconnect:${url}`,
+    /** A terminal close that is not a logout (403), or open again. */
+    set(slug: string, state: "open" | "close") {
+      if (state === "open") sim.control.setState(`revalya-${slug}`, "open");
+      else sim.control.setState(`revalya-${slug}`, "close", { statusReason: 403 });
+    },
+    async close() {
+      await dropTenants(tenants.map((t) => t.slug));
+      await sql`select maintenance.drop_evolution_key(${keyId}::uuid)`;
+      await sim.close();
     },
   };
 }
@@ -53,6 +109,28 @@ async function fixture(): Promise<Fixture> {
 async function dropTenants(slugs: string[]) {
   await testSql()`delete from public.tenants where slug = any (${slugs}::text[])`;
 }
+
+/** Gives the simulator an open instance for every active tenant on the default server that is not the test's own. */
+async function seedOthers(sim: Simulator, own: string[]) {
+  const rows = await testSql()<{ name: string }[]>`
+    select coalesce(ti.config ->> 'instance_name', 'revalya-' || t.slug) as name
+    from public.tenants t join public.tenant_integrations ti on ti.tenant_id = t.id and ti.integration_type = 'whatsapp'
+    where coalesce(t.is_active, true) and ti.is_active and ti.config ->> 'evolution_api_url' is null
+      and t.slug <> all (${own}::text[])`;
+  const known = new Set(sim.control.instances().map((i) => i.name));
+  for (const { name } of rows) if (!known.has(name)) sim.control.seedInstance(name, { state: "open" });
+}
+
+/** The alert policy's thresholds as the database has them. */
+async function thresholds(): Promise<{ failure: number; success: number }> {
+  const [t] = await testSql()<{ failure: number; success: number }[]>`
+    select (maintenance.setting('alert_failure_threshold') #>> '{}')::int as failure,
+           (maintenance.setting('alert_success_threshold') #>> '{}')::int as success`;
+  return t;
+}
+
+const firing = (messages: string[]) => messages.filter((m) => m.includes("[FIRING]"));
+const resolved = (messages: string[]) => messages.filter((m) => m.includes("[RESOLVED]"));
 
 Deno.test("healthCheck() notifies once when a tenant's instance goes close, across several runs, and once when it reopens", async () => {
   const f = await fixture();
@@ -98,6 +176,54 @@ Deno.test("healthCheck() notifies once when a tenant's instance goes close, acro
   }
 });
 
+Deno.test("healthCheck() alerts a tenant only after alert_failure_threshold bad runs in a row, and resolves it only after alert_success_threshold good ones", async () => {
+  const f = await fixture();
+  const { slug } = await createTenant({ prefix: "hc-thr" });
+  const inst = `revalya-${slug}`;
+  const mine = () => f.slack(`:${slug}`);
+  try {
+    const { failure, success } = await thresholds();
+    assert.ok(
+      failure >= 2 && success >= 2,
+      "the policy's defaults: a one-run blip never pages, nor a one-run recovery",
+    );
+    // the thresholds alone: this many changes in a few runs is flapping (29 % state change), tested on its own
+    await f.set("flap_high_threshold", 100);
+    const close = () => f.sim.control.setState(inst, "close", { statusReason: 403 });
+    f.sim.control.seedInstance(inst, { state: "open" });
+    await f.run([slug]);
+    close();
+    await f.run([slug]);
+    f.sim.control.setState(inst, "open");
+    await f.run([slug]);
+    assert.deepEqual(mine(), [], "down for one run, then back: nothing");
+
+    close();
+    for (let i = 1; i < failure; i++) await f.run([slug]);
+    assert.deepEqual(mine(), [], `down for ${failure - 1} run(s): still nothing`);
+    await f.run([slug]);
+    assert.equal(firing(mine()).length, 1, `down for ${failure} runs: one FIRING`);
+
+    f.sim.control.setState(inst, "open");
+    for (let i = 1; i < success; i++) await f.run([slug]);
+    close();
+    await f.run([slug]);
+    assert.equal(mine().length, 1, "back for fewer than the success threshold, then down again: nothing new");
+    const [a] = await testSql()`select count(*)::int as n from maintenance.alerts where tenant_slug = ${slug}`;
+    assert.equal(a.n, 1, "it is the same alert, still firing");
+
+    f.sim.control.setState(inst, "open");
+    for (let i = 1; i < success; i++) await f.run([slug]);
+    assert.deepEqual(resolved(mine()), [], `back for ${success - 1} run(s): not resolved yet`);
+    await f.run([slug]);
+    assert.equal(resolved(mine()).length, 1, `back for ${success} runs: one RESOLVED`);
+    assert.equal(mine().length, 2, "two notifications in all");
+  } finally {
+    await dropTenants([slug]);
+    await f.close();
+  }
+});
+
 Deno.test("healthCheck() applies the seed's rules: missing → unhealthy, no or inactive integration → healthy, connecting → asks connectionState", async () => {
   const f = await fixture();
   const missing = await createTenant({ prefix: "hc-missing" });
@@ -109,6 +235,7 @@ Deno.test("healthCheck() applies the seed's rules: missing → unhealthy, no or 
     await testSql()`update public.tenant_integrations set is_active = false where id = ${off.integrationId}`;
     f.sim.control.seedInstance(`revalya-${connecting.slug}`, { state: "connecting" });
     f.sim.control.resetStats();
+    const { failure } = await thresholds();
     const r = await f.run(slugs);
     assert.equal(r.status, "unhealthy", "a missing instance is a critical issue");
     const rows = await testSql()`
@@ -122,6 +249,11 @@ Deno.test("healthCheck() applies the seed's rules: missing → unhealthy, no or 
     const calls = f.sim.control.stats().calls;
     assert.equal(calls.fetchInstances, 1);
     assert.equal(calls.connectionState, 1, "only the instance listed as connecting is asked again");
+    // the alert fires once the tenant has been bad for alert_failure_threshold runs in a row
+    for (let i = 1; i < failure; i++) {
+      assert.deepEqual(f.slack(`instance_missing:${missing.slug}`), [], `nothing after ${i} run(s)`);
+      await f.run(slugs);
+    }
     assert.deepEqual(f.slack(`instance_missing:${missing.slug}`).length, 1);
     const [alert] = await testSql()`
       select severity from maintenance.alerts where fingerprint = ${`instance_missing:${missing.slug}`}`;
@@ -140,52 +272,158 @@ Deno.test("healthCheck() with Evolution down raises one platform alert and no pe
     for (const s of slugs) f.sim.control.seedInstance(`revalya-${s}`, { state: "open" });
     assert.equal((await f.run(slugs)).status, "healthy");
     f.sim.control.setDown(true);
+    const scoped = await f.run(slugs);
+    assert.equal(scoped.status, "unhealthy", "a scoped run still says what it sees");
+    assert.equal((scoped.alerts as { platformEvaluated: boolean }).platformEvaluated, false);
+    assert.deepEqual(f.slack("evolution_down"), [], "but raises no platform alert: that is a full run's call");
     for (let i = 0; i < 3; i++) {
-      const r = await f.run(slugs);
+      const r = await f.runAll(slugs);
       assert.equal(r.status, "unhealthy");
       assert.equal((r.services as Record<string, { status: string }>).evolution_api.status, "unhealthy");
     }
-    assert.equal(f.slack("evolution_down").filter((m) => m.includes("[FIRING]")).length, 1, "one platform alert");
+    assert.equal(firing(f.slack("evolution_down")).length, 1, "one platform alert");
     for (const s of slugs) assert.deepEqual(f.slack(s), [], `no notification about ${s}`);
-    const firing = await testSql()`
+    const open = await testSql()`
       select fingerprint from maintenance.alerts where status = 'firing' and tenant_slug = any (${slugs}::text[])`;
-    assert.deepEqual(firing.map((x) => x.fingerprint), [], "no tenant alert fires");
+    assert.deepEqual(open.map((x) => x.fingerprint), [], "no tenant alert fires");
     const [{ n }] = await testSql()`
-      select count(*)::int as n from maintenance.alerts where status = 'firing' and fingerprint = 'mass_disconnect'
+      select count(*)::int as n from maintenance.alerts where status = 'firing' and kind = 'mass_disconnect'
         and details -> 'tenantIds' ?| ${tenants.map((t) => t.tenantId)}::text[]`;
     assert.equal(n, 0, "nor a mass_disconnect: the outage explains it");
 
     f.sim.control.setDown(false);
     assert.equal((await f.run(slugs)).status, "healthy");
-    assert.equal(f.slack("evolution_down").filter((m) => m.includes("[RESOLVED]")).length, 1);
+    const [still] = await testSql()`select status from maintenance.alerts where fingerprint = 'evolution_down'
+      order by id desc limit 1`;
+    assert.equal(still.status, "firing", "a scoped run does not resolve a platform alert either");
+    await f.runAll(slugs);
+    assert.equal(resolved(f.slack("evolution_down")).length, 1);
     for (const s of slugs) assert.deepEqual(f.slack(s), [], `still no notification about ${s}`);
   } finally {
     f.sim.control.setDown(false);
-    await f.run(slugs).catch(() => {});
+    await f.runAll(slugs).catch(() => {});
     await dropTenants(slugs);
     await f.close();
   }
 });
 
-Deno.test("healthCheck() turns many tenants going down in one run into one mass_disconnect incident", async () => {
+Deno.test("healthCheck() turns many tenants of one server going down in one run into one mass_disconnect incident", async () => {
   const f = await fixture();
-  const tenants = await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map(() => createTenant({ prefix: "hc-mass" })));
+  const srv = await otherServer("hc-mass", 12);
+  const { slugs } = srv;
+  try {
+    await f.runAll(slugs);
+    for (const s of slugs.slice(0, 10)) srv.set(s, "close");
+    await f.runAll(slugs);
+    await f.runAll(slugs); // long enough for their own alerts to fire: they are inhibited
+    assert.equal(firing(f.slack(srv.incident)).length, 1);
+    const [{ n }] = await testSql()`
+      select count(*)::int as n from maintenance.alerts where status = 'firing' and tenant_slug = any (${slugs}::text[])
+        and inhibited_by = ${srv.incident}`;
+    assert.equal(n, 10, "the tenants' own alerts are silenced by it");
+    const [{ d }] = await testSql()`
+      select count(*)::int as d from maintenance.alerts where status = 'firing' and fingerprint = 'mass_disconnect'`;
+    assert.equal(d, 0, "the default server has no incident: its tenants are fine");
+    for (const s of slugs) assert.deepEqual(f.slack(`:${s}`), [], `no per-tenant notification for ${s}`);
+    for (const s of slugs.slice(0, 10)) srv.set(s, "open");
+    await f.runAll(slugs);
+    assert.equal(resolved(f.slack(srv.incident)).length, 1, "resolved once everyone is back");
+    await f.runAll(slugs);
+    assert.equal(firing(f.slack(srv.incident)).length, 1, "not raised again by the same outage");
+    for (const s of slugs) assert.deepEqual(f.slack(`:${s}`), [], `inhibited alerts resolve silently (${s})`);
+  } finally {
+    await srv.close();
+    await f.runAll([]).catch(() => {});
+    await f.close();
+  }
+});
+
+Deno.test("healthCheck() turns a rolling outage (4 of 20 tenants down per run, others back, for 5 runs) into one incident and no tenant alert", async () => {
+  const f = await fixture();
+  const srv = await otherServer("hc-roll", 20);
+  const { slugs } = srv;
+  try {
+    await f.runAll(slugs);
+    for (let run = 0; run < 5; run++) {
+      const down = slugs.slice(run * 4, run * 4 + 4);
+      for (const s of slugs) srv.set(s, down.includes(s) ? "close" : "open");
+      const r = await f.runAll(slugs);
+      const alerts = r.alerts as { platform: string[] };
+      assert.equal(alerts.platform.includes(srv.incident), run >= 2, `run ${run + 1}: ${(run + 1) * 4} went down`);
+    }
+    for (const s of slugs) srv.set(s, "open");
+    await f.runAll(slugs);
+    const incident = f.slack(srv.incident);
+    assert.equal(firing(incident).length, 1, "exactly one incident notification");
+    assert.equal(resolved(incident).length, 1, "and one when it is over");
+    for (const s of slugs) assert.deepEqual(f.slack(`:${s}`), [], `no notification about ${s}`);
+    const [{ n }] = await testSql()`
+      select count(*)::int as n from maintenance.alerts where tenant_slug = any (${slugs}::text[])`;
+    assert.equal(n, 0, "no tenant alert was even raised: each was down for one run");
+    await f.runAll(slugs);
+    assert.equal(firing(f.slack(srv.incident)).length, 1, "the window does not raise it again");
+    console.log(
+      `rolling outage, 4 of 20 down per run for 5 runs: ${incident.length} notification(s), ` +
+        `${firing(incident).length} incident, ${slugs.reduce((k, s) => k + f.slack(`:${s}`).length, 0)} tenant ` +
+        `notification(s)`,
+    );
+  } finally {
+    await srv.close();
+    await f.runAll([]).catch(() => {});
+    await f.close();
+  }
+});
+
+Deno.test("healthCheck() scoped to some tenants raises no platform alert, however many of them are down", async () => {
+  const f = await fixture();
+  const tenants = await Promise.all(Array.from({ length: 6 }, () => createTenant({ prefix: "hc-scope" })));
   const slugs = tenants.map((t) => t.slug);
   try {
     for (const s of slugs) f.sim.control.seedInstance(`revalya-${s}`, { state: "open" });
     await f.run(slugs);
-    for (const s of slugs.slice(0, 6)) f.sim.control.setState(`revalya-${s}`, "close");
-    await f.run(slugs);
-    await f.run(slugs);
-    assert.equal(f.slack("mass_disconnect").filter((m) => m.includes("[FIRING]")).length, 1);
-    for (const s of slugs) assert.deepEqual(f.slack(`:${s}`), [], `no per-tenant notification for ${s}`);
-    for (const s of slugs.slice(0, 6)) f.sim.control.setState(`revalya-${s}`, "open");
-    await f.run(slugs);
-    assert.equal(f.slack("mass_disconnect").filter((m) => m.includes("[RESOLVED]")).length, 1);
-    for (const s of slugs) assert.deepEqual(f.slack(`:${s}`), [], `inhibited alerts resolve silently (${s})`);
+    for (const s of slugs) f.sim.control.setState(`revalya-${s}`, "close", { statusReason: 403 });
+    const { failure } = await thresholds();
+    for (let i = 0; i < failure; i++) await f.run(slugs);
+    const platform = await testSql()`
+      select fingerprint from maintenance.alerts where status = 'firing' and scope = 'platform'
+        and (kind = 'mass_disconnect' and details -> 'tenantIds' ?| ${tenants.map((t) => t.tenantId)}::text[])`;
+    assert.deepEqual(platform.map((x) => x.fingerprint), [], "no mass_disconnect from a scoped run");
+    assert.deepEqual(f.slack("mass_disconnect"), []);
+    for (const s of slugs) {
+      assert.equal(firing(f.slack(`:${s}`)).length, 1, `but each tenant's own alert fires (${s})`);
+    }
   } finally {
     await dropTenants(slugs);
-    await f.run(slugs).catch(() => {});
+    await f.close();
+  }
+});
+
+Deno.test("healthCheck() resolves supabase_down on the next full run once SUPABASE_URL is no longer set", async () => {
+  const f = await fixture({ SUPABASE_URL: "http://127.0.0.1:1" });
+  const unset = testDeps({
+    env: {
+      EVOLUTION_API_URL: f.sim.url,
+      EVOLUTION_API_KEY: f.sim.apiKey,
+      SLACK_WEBHOOK_URL: f.rx.slackUrl,
+      ALERT_LOG: "false",
+    },
+  });
+  try {
+    const r = await f.runAll([]);
+    assert.equal((r.services as Record<string, { status: string }>).supabase.status, "unhealthy");
+    assert.equal(firing(f.slack("supabase_down")).length, 1);
+    await runHealthCheck(unset, { runId: crypto.randomUUID(), input: { tenants: ["hc-none-such"] } });
+    const [open] = await testSql()`select status from maintenance.alerts where fingerprint = 'supabase_down'
+      order by id desc limit 1`;
+    assert.equal(open.status, "firing", "a scoped run leaves it alone");
+    const r2 = await f.runAll([], unset);
+    assert.equal((r2.services as Record<string, { status: string }>).supabase.status, "skipped");
+    const [row] = await testSql()`select status, resolve_reason from maintenance.alerts
+      where fingerprint = 'supabase_down' order by id desc limit 1`;
+    assert.deepEqual({ ...row }, { status: "resolved", resolve_reason: "check no longer configured" });
+    assert.equal(resolved(f.slack("supabase_down")).length, 1);
+  } finally {
+    await f.runAll([], unset).catch(() => {});
     await f.close();
   }
 });
@@ -203,6 +441,8 @@ Deno.test("healthCheck() flags a tenant with more than 3 close events in 2 hours
     const r = await f.run([slug]);
     assert.deepEqual((r.tenants as Record<string, unknown>).frequentDisconnections, [slug]);
     assert.deepEqual((r.tenants as Record<string, unknown>).flapping, [], "4 closes long apart are not flapping");
+    const { failure } = await thresholds();
+    for (let i = 1; i < failure; i++) await f.run([slug]);
     assert.equal(f.slack(`frequent_disconnections:${slug}`).length, 1);
   } finally {
     await testSql()`delete from public.api_logs where tenant_slug = ${slug}`;
@@ -257,11 +497,15 @@ Deno.test("healthCheck() dead-man: a scheduled job that stopped running raises o
       values (${job}, 'ok', now() - interval '3 hours', now() - interval '3 hours', 'cron'),
              (${job}, 'error', now() - interval '2 hours', now() - interval '2 hours', 'cron')`;
     await sql`update maintenance.job_runs set error = 'Evolution timed out' where job = ${job} and status = 'error'`;
-    const r1 = await f.run([slug]);
-    const missed = (r1.deadman as { missed: Array<{ job: string; cause: string }> }).missed.find((m) => m.job === job);
-    assert.ok(missed, "the job is reported missed");
+    const scoped = await f.run([slug]);
+    const missed = (scoped.deadman as { missed: Array<{ job: string; cause: string }> }).missed.find((m) =>
+      m.job === job
+    );
+    assert.ok(missed, "the job is reported missed, by a scoped run too");
     assert.match(missed.cause, /the last run failed: Evolution timed out/);
-    await f.run([slug]);
+    assert.deepEqual(f.slack(`missed_run:${job}`), [], "but only a full run raises the alert");
+    await f.runAll([slug]);
+    await f.runAll([slug]);
     assert.equal(f.slack(`missed_run:${job}`).filter((m) => m.includes("[FIRING]")).length, 1, "notified once");
     const [alert] = await sql`select status, severity from maintenance.alerts where fingerprint = ${
       "missed_run:" + job
@@ -269,7 +513,7 @@ Deno.test("healthCheck() dead-man: a scheduled job that stopped running raises o
     assert.deepEqual({ ...alert }, { status: "firing", severity: "warning" });
 
     await sql`delete from maintenance.scheduled_jobs where job = ${job}`; // unscheduled: pg_cron drops it too
-    await f.run([slug]);
+    await f.runAll([slug]);
     assert.equal(f.slack(`missed_run:${job}`).filter((m) => m.includes("[RESOLVED]")).length, 1);
   } finally {
     await sql`delete from maintenance.scheduled_jobs where job = ${job}`;
@@ -309,8 +553,10 @@ Deno.test("healthCheck() alert notifications survive a Slack outage: delivered o
   const { slug } = await createTenant({ prefix: "hc-slack" });
   const fp = `instance_missing:${slug}`;
   try {
+    const { failure } = await thresholds();
+    for (let i = 1; i < failure; i++) await f.run([slug]); // no instance: bad, not yet alerted
     f.rx.control.failNext("slack", 2); // the first try and its in-process retry
-    await f.run([slug]); // no instance: instance_missing fires, Slack fails
+    await f.run([slug]); // instance_missing fires, Slack fails
     assert.deepEqual(f.slack(fp), []);
     const [row] = await testSql()`
       select o.status, o.last_error from maintenance.notification_outbox o join maintenance.alerts a on a.id = o.alert_id
@@ -337,13 +583,18 @@ Deno.test("health-check with the database down alerts directly, once, and says w
   });
   try {
     const down = buildDeps(f.deps.config, { sql: dead, evolution: f.deps.evolution });
+    const scoped = await runJob(down, healthCheck, { input: { tenants: ["hc-none-such"] }, trigger: "test" });
+    assert.equal(scoped.status, "error");
+    assert.deepEqual(f.slack("database_down"), [], "a scoped run alerts nothing");
     const r1 = await runJob(down, healthCheck, { input: {}, trigger: "test" });
     assert.equal(r1.status, "error");
     assert.match(String(r1.report.error), /database is unavailable/);
     await runJob(down, healthCheck, { input: {}, trigger: "test" });
     const fired = f.slack("database_down").filter((m) => m.includes("[FIRING]"));
     assert.equal(fired.length, 1, "notified once, not on every run");
-    await f.run([]).catch(() => {}); // the database is back: the next run says so
+    await f.run(["hc-none-such"]);
+    assert.deepEqual(resolved(f.slack("database_down")), [], "a scoped run does not say it is back");
+    await f.runAll([]); // the database is back: the next full run says so
     assert.equal(f.slack("database_down").filter((m) => m.includes("[RESOLVED]")).length, 1);
   } finally {
     await dead.end();

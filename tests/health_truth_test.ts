@@ -56,6 +56,78 @@ Deno.test("a reconnect loop the listing calls open is seen within 2 runs, as fla
   }
 });
 
+Deno.test("a reconnect loop raises ONE alert within 2 runs, and a stuck reconnect one, each told once", async () => {
+  const f = await healthFixture();
+  try {
+    const cycling = await f.tenant("ht-aloop");
+    const stuck = await f.tenant("ht-astuck");
+    const calm = await f.tenant("ht-acalm");
+    const scope = [cycling.slug, stuck.slug, calm.slug];
+    await f.run(scope);
+    f.sim.control.reconnectLoop(cycling.instance, { opens: true, cycles: 50 });
+    f.sim.control.connectingLoop(stuck.instance);
+    const told = (slug: string) => f.slack(`:${slug}`);
+    for (let run = 1; run <= 2; run++) {
+      await pause(run === 1 ? 1500 : 500);
+      await f.sim.control.drain();
+      await f.run(scope);
+    }
+    assert.deepEqual(told(cycling.slug).map((m) => m.replace(/\(\d+(\.\d+)?% state change\)/, "(…)")), [
+      `🟠 [FIRING] ${cycling.slug}: WhatsApp keeps disconnecting and reconnecting (…)`,
+    ], "the loop: one flapping alert, no alert per change");
+    assert.equal(told(stuck.slug).length, 1, `the stuck reconnect: one alert (${told(stuck.slug)})`);
+    assert.match(told(stuck.slug)[0], /\[FIRING\].*not connected/);
+    for (let run = 3; run <= 5; run++) {
+      await pause(200);
+      await f.sim.control.drain();
+      await f.run(scope);
+    }
+    assert.equal(told(cycling.slug).length, 1, "told once: nothing more while it loops on");
+    assert.equal(told(stuck.slug).length, 1, "nor about the stuck one");
+    assert.deepEqual(told(calm.slug), [], "nothing about the calm tenant");
+  } finally {
+    await f.close();
+  }
+});
+
+Deno.test("a tenant flapping down/up for 10 runs costs at most 3 notifications, the flap's end included", async () => {
+  const f = await healthFixture();
+  try {
+    const t = await f.tenant("ht-flap10");
+    await f.run([t.slug]);
+    const told = () => f.slack(`:${t.slug}`);
+    for (let run = 1; run <= 10; run++) {
+      // down one run (a terminal close that is not a logout), up the next
+      if (run % 2) f.sim.control.setState(t.instance, "close", { statusReason: 403 });
+      else f.sim.control.setState(t.instance, "open");
+      await f.sim.control.drain();
+      await f.run([t.slug]);
+    }
+    const during = told().length;
+    assert.ok(during <= 3, `10 runs of flapping: ${during} notification(s) ${JSON.stringify(told())}`);
+    assert.equal((await healthOf(t.slug)).flapping, true, "it is flapping");
+    // stable again: the flap detection's hysteresis lets go once the changes have left its samples
+    let runs = 0;
+    while ((await healthOf(t.slug)).flapping && runs < 40) {
+      await f.run([t.slug]);
+      runs++;
+    }
+    assert.equal((await healthOf(t.slug)).flapping, false, `flapping ended after ${runs} stable runs`);
+    await f.run([t.slug]);
+    await f.run([t.slug]);
+    const all = told();
+    assert.ok(all.length <= 3, `the whole episode: ${all.length} notification(s) ${JSON.stringify(all)}`);
+    assert.deepEqual(all.map((m) => m.match(/\[(FIRING|RESOLVED)\]/)?.[1]), ["FIRING", "RESOLVED"]);
+    assert.ok(all.every((m) => /keeps disconnecting and reconnecting/.test(m)), "both about the flapping alert");
+    console.log(
+      `flapping down/up for 10 runs: ${during} notification(s) during, ${all.length} for the whole ` +
+        `episode (flapping ended after ${runs} stable runs)`,
+    );
+  } finally {
+    await f.close();
+  }
+});
+
 Deno.test("a dead socket is found within the socket rotation, and with self-healing on healed by one restart, audited", async () => {
   const f = await healthFixture();
   try {

@@ -135,7 +135,6 @@ Deno.test("createFunctionApp() answers a URL that is not text with a 400 naming 
     ["/demo/a?q=%00", "q"],
     ["/demo/a?q=%E0%A4%A", "q"],
     ["/demo/a?q=%ED%A0%80", "q"],
-    ["/demo/a?q=a%0Ab", "q"],
     ["/demo/a?%00=1", "query"],
     ["/demo/a%00b", "path"],
     ["/demo/%zz", "path"],

@@ -112,11 +112,13 @@ Deno.test("a database the functions cannot reach for an hour of runs, a new isol
   const routerPort = port(42);
   const vault = await pointScheduledCallsAt(`http://127.0.0.1:${routerPort}/functions/v1`);
   const about = (needle: string) => rx.control.received("slack").filter((m) => JSON.stringify(m.body).includes(needle));
+  // the calls pg_cron makes: full runs (`{}`), since a run scoped to some tenants alerts nothing about the platform
+  const ALL = {};
   try {
     for (let i = 0; i < 12; i++) { // every five minutes for an hour, each call in an isolate of its own
       const router = await startRouter(routerPort, down);
       try {
-        const [{ id }] = await sql`select maintenance.invoke_function('health-check', ${sql.json(NO_TENANT)}) as id`;
+        const [{ id }] = await sql`select maintenance.invoke_function('health-check', ${sql.json(ALL)}) as id`;
         const answer = await netResponse(id);
         assert.equal(answer.status_code, 503, String(answer.content));
         const body = JSON.parse(answer.content!);
@@ -135,7 +137,7 @@ Deno.test("a database the functions cannot reach for an hour of runs, a new isol
 
     const router = await startRouter(routerPort, env); // the database answers again
     try {
-      const [{ id }] = await sql`select maintenance.invoke_function('health-check', ${sql.json(NO_TENANT)}) as id`;
+      const [{ id }] = await sql`select maintenance.invoke_function('health-check', ${sql.json(ALL)}) as id`;
       const { run } = await followScheduledCall(id, "health-check");
       assert.equal(run.report.databaseRecovered, true, JSON.stringify(run.report).slice(0, 300));
       await waitFor(

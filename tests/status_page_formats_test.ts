@@ -131,10 +131,16 @@ Deno.test("status-page answers an unknown format with a 400 naming 'format' and 
     const res = await get(pageUrl(`?format=${format}`), key());
     assert.equal(res.status, 400, `${format.slice(0, 20)}: ${res.text.slice(0, 200)}`);
     const body = JSON.parse(res.text);
-    assert.equal(body.error.code, "invalid_request");
     assert.equal(body.error.details[0].field, "format");
     assert.match(body.error.message, /'format'/);
-    for (const allowed of ["html", "svg", "json"]) assert.match(body.error.message, new RegExp(`'${allowed}'`));
+    if (format.includes("%00")) {
+      // a NUL is refused for any parameter before the page reads it
+      assert.equal(body.error.code, "invalid_url");
+      assert.match(body.error.message, /NUL/);
+    } else {
+      assert.equal(body.error.code, "invalid_request");
+      for (const allowed of ["html", "svg", "json"]) assert.match(body.error.message, new RegExp(`'${allowed}'`));
+    }
     assert.doesNotMatch(res.text, /<script/);
   }
   // the other parameters are checked as before, whatever the format

@@ -24,7 +24,10 @@ import { type AlertCandidate, evaluateAlerts, type PlatformAlertKind } from "../
 import { deadManCheck } from "./deadman.ts";
 import type { Carry, JobDefinition, JobOutcome, JobStatus, Trigger } from "./runner.ts";
 
-/** Input accepted by `health-check`: optionally only some tenants (then alerts of other tenants are left as they are). */
+/**
+ * Input accepted by `health-check`: optionally only some tenants. Then alerts of other tenants are left as they are,
+ * and no platform alert is raised, resolved or notified (a few tenants say nothing about the platform).
+ */
 export const HealthCheckInput = z.object({
   tenants: z.array(Slug).min(1).max(5000).optional(),
 });
@@ -126,14 +129,26 @@ function outageFrom(carry: Carry | undefined): { since: Date; notifiedAt: Date |
 
 /**
  * Called by the runner when the database is unreachable: alert directly on every channel (no outbox), once, then
- * again only every {@link DATABASE_REPEAT_MS}; the outage is handed to the next scheduled call.
+ * again only every {@link DATABASE_REPEAT_MS}; the outage is handed to the next scheduled call. A run scoped to some
+ * tenants alerts nothing (platform alerts are the full runs' business) and hands over what it was given.
  */
 export async function onDatabaseUnavailable(
   deps: Deps,
   error: unknown,
   carry?: Carry,
+  input?: HealthCheckInput,
 ): Promise<{ report: Record<string, unknown>; carry: Carry }> {
   const now = deps.now();
+  if (input?.tenants) {
+    const known = outageFrom(carry);
+    const handover = known
+      ? { since: known.since.toISOString(), notifiedAt: known.notifiedAt?.toISOString() ?? null }
+      : undefined;
+    return {
+      report: { databaseDown: { notified: false, reason: "a scoped run leaves platform alerts to the full runs" } },
+      carry: handover ? { databaseOutage: handover } : {},
+    };
+  }
   const outage = outageFrom(carry) ?? { since: now, notifiedAt: null };
   const due = !outage.notifiedAt || now.getTime() - outage.notifiedAt.getTime() >= DATABASE_REPEAT_MS;
   let channels: Array<{ channel: string; ok: boolean; error?: string }> = [];
@@ -244,7 +259,6 @@ export async function runHealthCheck(
     checkDatabase(deps),
     checkSupabase(deps),
   ]);
-  const databaseRecoveredNow = await databaseRecovered(deps, ctx.carry).catch(() => false);
 
   const [settings] = await sql<
     {
@@ -348,8 +362,15 @@ export async function runHealthCheck(
     runningJob: ctx.trigger === "cron" ? "health-check" : undefined,
   });
 
+  // Platform alerts are the full runs' business: a run scoped to some tenants judges only those tenants' own
+  // alerts (five down tenants are not a platform incident, and a database back for a scoped run is told by the next
+  // full run). A full run resolves a platform alert whose check is no longer configured.
+  const fullRun = scope === null;
+  const databaseRecoveredNow = fullRun && await databaseRecovered(deps, ctx.carry).catch(() => false);
   const candidates: AlertCandidate[] = [...deadman.candidates];
   const platformKinds: PlatformAlertKind[] = ["evolution_down", "missed_run"];
+  // the checks every full run makes; supabase_down joins them only while SUPABASE_URL is set
+  const configuredKinds: PlatformAlertKind[] = ["evolution_down", "database_down", "missed_run", "mass_disconnect"];
   if (evolutionDown) {
     candidates.push({
       fingerprint: "evolution_down",
@@ -366,6 +387,7 @@ export async function runHealthCheck(
   }
   if (supabase.status !== "skipped") {
     platformKinds.push("supabase_down");
+    configuredKinds.push("supabase_down");
     if (supabase.status === "unhealthy") {
       candidates.push({
         fingerprint: "supabase_down",
@@ -377,11 +399,12 @@ export async function runHealthCheck(
       });
     }
   }
-  const alerts = await evaluateAlerts(sql, { runId: ctx.runId, at, candidates }, {
-    platformKinds,
+  const alerts = await evaluateAlerts(sql, { runId: ctx.runId, at, candidates: fullRun ? candidates : [] }, {
+    platformKinds: fullRun ? platformKinds : [],
+    configuredKinds: fullRun ? configuredKinds : undefined,
     tenantsEvaluated: !evolutionDown,
-    massDetection: !evolutionDown,
-    fullRun: scope === null,
+    massDetection: fullRun && !evolutionDown,
+    fullRun,
     channels: channels.map((c) => c.name),
   });
   const delivery = await drainOutbox(sql, channels);
@@ -452,7 +475,7 @@ export const healthCheck: JobDefinition<typeof HealthCheckInput> = {
     const t = r.tenants as any, s = r.services as any, a = r.alerts as any, calls = r.evolutionCalls as any;
     if (!t) return "";
     return `${t.checked} tenant(s): ${t.healthy} healthy, ${t.degraded} degraded, ${t.unhealthy} unhealthy; ` +
-      `Evolution ${s?.evolution_api?.status ?? "?"}; ${Array.isArray(a?.firing) ? a.firing.length : 0} alert(s) ` +
+      `Evolution ${s?.evolution_api?.status ?? "?"}; ${typeof a?.firing === "number" ? a.firing : 0} alert(s) ` +
       `firing; ${calls?.fetchInstances ?? 0} fetchInstances call`;
   },
   leaseSeconds: 240,

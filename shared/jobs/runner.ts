@@ -80,12 +80,14 @@ export interface JobDefinition<S extends z.ZodObject = z.ZodObject> {
   leaseSeconds?: number;
   /**
    * Called when the database is unreachable (the run cannot be recorded): e.g. alert directly. `report` is merged
-   * into the run's report; `carry` is handed to the next scheduled call (the database cannot keep it).
+   * into the run's report; `carry` is handed to the next scheduled call (the database cannot keep it). `input` is the
+   * run's input (health-check alerts only from a full run).
    */
   onDatabaseUnavailable?(
     deps: Deps,
     error: unknown,
     carry?: Carry,
+    input?: z.infer<S>,
   ): Promise<{ report: Record<string, unknown>; carry?: Carry }>;
   run(ctx: JobContext<z.infer<S>>): Promise<JobOutcome>;
 }
@@ -195,7 +197,7 @@ export async function runJob<S extends z.ZodObject>(
     });
   } catch (error) {
     // The database is the one place a run is recorded; without it, answer with the cause and stop.
-    const extra = await job.onDatabaseUnavailable?.(deps, error, options.carry)
+    const extra = await job.onDatabaseUnavailable?.(deps, error, options.carry, input)
       .catch((e) => ({ report: { hookError: errorMessage(e) }, carry: options.carry }));
     const response = finish("error", {
       error: `Cannot record the run as the database is unavailable: ${errorMessage(error)}`,

@@ -212,6 +212,14 @@ async function faultCase(w: World, t: Deno.TestContext, fault: (typeof FAULTS)[n
         assert.deepEqual(leaks(text, w.secrets), [], "no secret in the report");
       });
     }
+    // the runs above were scoped to this case's tenants: platform alerts are a full run's call
+    await t.step(`${label}: a full health-check run raises evolution_down, once`, async () => {
+      for (let i = 0; i < 2; i++) {
+        const r = await run(w, "health-check", {});
+        assert.equal(r.status, "unhealthy", JSON.stringify(r.report));
+        assert.match(JSON.stringify(r.report), fault.cause, "it names the cause");
+      }
+    });
     const actions: Array<[string, Record<string, unknown>]> = [
       ["diagnose", { slug: ok.slug }],
       ["fix", { slug: hooked.slug }],
@@ -258,6 +266,7 @@ async function faultCase(w: World, t: Deno.TestContext, fault: (typeof FAULTS)[n
     clear(w.sim);
     const hc = await run(w, "health-check", { tenants: [ok.slug] });
     assert.equal(hc.status, "healthy", JSON.stringify(hc.report));
+    await run(w, "health-check", {}); // the full run that resolves the platform alert
     const iso = await run(w, "isolation-audit", { apply: true, tenants: [ok.slug, hooked.slug] });
     assert.equal(iso.status, "ok", JSON.stringify(iso.report));
     const fixed = w.sim.control.instances().find((i) => i.name === `revalya-${hooked.slug}`)!;
@@ -347,7 +356,7 @@ Deno.test("Slack and the email API down, then back: every alert and report is de
       rx.control.failNext("slack", 1000);
       rx.control.failNext("email", 1000, { status: 503 });
       sim.control.setDown(true);
-      const hc = await run(w, "health-check", { tenants: [slug] });
+      const hc = await run(w, "health-check", {}); // a full run: platform alerts are raised by full runs only
       assert.equal(hc.status, "unhealthy");
       const wr = await run(w, "weekly-report", { days: 1 });
       assert.equal(wr.status, "ok", JSON.stringify(wr.report));
@@ -371,7 +380,8 @@ Deno.test("Slack and the email API down, then back: every alert and report is de
       await testSql()`update maintenance.notification_outbox set next_attempt_at = now() where status = 'pending'`;
       const hc = await run(w, "health-check", { tenants: [slug] });
       assert.equal(hc.status, "healthy", JSON.stringify(hc.report));
-      await run(w, "health-check", { tenants: [slug] }); // a second drain sends nothing twice
+      await run(w, "health-check", {}); // the full run that resolves the platform alert
+      await run(w, "health-check", {}); // a second drain sends nothing twice
       for (const ch of ["slack", "email"] as const) {
         const got = titles(ch).map((x) => x.replace(/^\S+ /, "").replace(/^\[(CRITICAL|INFO|WARNING)\] /, ""));
         assert.deepEqual(

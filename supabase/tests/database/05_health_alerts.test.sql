@@ -17,7 +17,9 @@ select is((select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.
              and not coalesce(array_to_string(p.proconfig, ',') like '%search_path=""%', false)), 0,
   'every security definer function in maintenance pins search_path');
 
--- a clean slate for global alerts, inside this rolled-back transaction
+-- a clean slate for global alerts, inside this rolled-back transaction. These runs are full runs with thresholds
+-- of 1 (one check fires, one resolves): the lifecycle itself is checked here, the policy (thresholds, flapping,
+-- the incident window, scoped runs) in 14_alert_policy.
 delete from maintenance.alerts;
 insert into public.tenants (id, slug) values
   ('00000000-0000-0000-0000-00000000a001', 'hx-ok'), ('00000000-0000-0000-0000-00000000a002', 'hx-down');
@@ -35,7 +37,7 @@ select results_eq($$select state, since, consecutive from maintenance.tenant_hea
 select is((select count(*)::int from maintenance.tenant_health_history where tenant_slug like 'hx-%'), 2,
   'first sight of each tenant is a history row');
 select lives_ok($$select maintenance.evaluate_alerts('10000000-0000-0000-0000-000000000001', '2026-01-01 10:00Z',
-  '[]', '{"tenantsEvaluated":true,"channels":["log","slack"]}')$$, 'alerts are evaluated after run 1');
+  '[]', '{"tenantsEvaluated":true,"fullRun":true,"failureThreshold":1,"successThreshold":1,"channels":["log","slack"]}')$$, 'alerts are evaluated after run 1');
 select results_eq($$select fingerprint, severity, status from maintenance.alerts where tenant_slug like 'hx-%'$$,
   $$values ('instance_disconnected:hx-down'::text, 'warning'::text, 'firing'::text)$$,
   'one warning alert fires for the disconnected tenant (medium → warning)');
@@ -45,7 +47,7 @@ select is((select count(*)::int from maintenance.notification_outbox o join main
 -- run 2, five minutes later, same state
 select maintenance.record_tenant_health('10000000-0000-0000-0000-000000000002', '2026-01-01 10:05Z', (select r from t_results));
 select maintenance.evaluate_alerts('10000000-0000-0000-0000-000000000002', '2026-01-01 10:05Z', '[]',
-  '{"tenantsEvaluated":true,"channels":["log","slack"]}');
+  '{"tenantsEvaluated":true,"fullRun":true,"failureThreshold":1,"successThreshold":1,"channels":["log","slack"]}');
 select results_eq($$select since, consecutive, last_checked_at from maintenance.tenant_health where tenant_slug = 'hx-down'$$,
   $$values ('2026-01-01 10:00Z'::timestamptz, 2, '2026-01-01 10:05Z'::timestamptz)$$,
   'run 2 keeps since, counts the second consecutive check');
@@ -55,7 +57,7 @@ select is((select count(*)::int from maintenance.notification_outbox o join main
 -- run 3, five hours later: a reminder is due
 select maintenance.record_tenant_health('10000000-0000-0000-0000-000000000003', '2026-01-01 15:00Z', (select r from t_results));
 select maintenance.evaluate_alerts('10000000-0000-0000-0000-000000000003', '2026-01-01 15:00Z', '[]',
-  '{"tenantsEvaluated":true,"channels":["log"]}');
+  '{"tenantsEvaluated":true,"fullRun":true,"failureThreshold":1,"successThreshold":1,"channels":["log"]}');
 select is((select count(*)::int from maintenance.notification_outbox o join maintenance.alerts a on a.id = o.alert_id
            where a.tenant_slug = 'hx-down' and o.kind = 'reminder'), 1, 'after the repeat interval one reminder is queued');
 
@@ -63,7 +65,7 @@ select is((select count(*)::int from maintenance.notification_outbox o join main
 select maintenance.record_tenant_health('10000000-0000-0000-0000-000000000004', '2026-01-01 15:05Z',
   jsonb_set((select r from t_results), '{1}', '{"tenant_id":"00000000-0000-0000-0000-00000000a002","slug":"hx-down","state":"healthy","evolution_state":"open"}'));
 select maintenance.evaluate_alerts('10000000-0000-0000-0000-000000000004', '2026-01-01 15:05Z', '[]',
-  '{"tenantsEvaluated":true,"channels":["log"]}');
+  '{"tenantsEvaluated":true,"fullRun":true,"failureThreshold":1,"successThreshold":1,"channels":["log"]}');
 select results_eq($$select status, resolved_at from maintenance.alerts where fingerprint = 'instance_disconnected:hx-down'$$,
   $$values ('resolved'::text, '2026-01-01 15:05Z'::timestamptz)$$, 'the alert resolves when the tenant is healthy');
 select is((select count(*)::int from maintenance.notification_outbox o join maintenance.alerts a on a.id = o.alert_id
@@ -92,7 +94,7 @@ select maintenance.record_tenant_health('10000000-0000-0000-0000-000000000006', 
     'slug', 'hx-mass-' || g, 'state', 'degraded', 'issue_code', 'instance_disconnected', 'issue', 'not connected',
     'severity', 'medium', 'evolution_state', 'close')) from generate_series(1, 6) g));
 select is(maintenance.evaluate_alerts('10000000-0000-0000-0000-000000000006', '2026-01-01 16:00Z', '[]',
-  '{"tenantsEvaluated":true,"channels":["log"]}') -> 'platform', '["mass_disconnect"]'::jsonb,
+  '{"tenantsEvaluated":true,"fullRun":true,"failureThreshold":1,"successThreshold":1,"channels":["log"]}') -> 'platform', '["mass_disconnect"]'::jsonb,
   'six tenants down in one run raise mass_disconnect');
 select is((select count(*)::int from maintenance.alerts where tenant_slug like 'hx-mass-%' and inhibited_by = 'mass_disconnect'), 6,
   'the six tenant alerts are inhibited by it');
@@ -104,11 +106,11 @@ select is((select count(*)::int from maintenance.notification_outbox o join main
 -- Evolution down inhibits every tenant alert
 select maintenance.evaluate_alerts('10000000-0000-0000-0000-000000000007', '2026-01-01 16:05Z',
   '[{"fingerprint":"evolution_down","kind":"evolution_down","severity":"critical","summary":"Evolution API unreachable"}]',
-  '{"platformKinds":["evolution_down"],"channels":["log"]}');
+  '{"fullRun":true,"platformKinds":["evolution_down"],"channels":["log"]}');
 select is((select count(*)::int from maintenance.alerts where status = 'firing' and scope = 'tenant'
            and inhibited_by is distinct from 'evolution_down'), 0, 'evolution_down inhibits every firing tenant alert');
 select maintenance.evaluate_alerts('10000000-0000-0000-0000-000000000008', '2026-01-01 16:10Z', '[]',
-  '{"platformKinds":["evolution_down"],"channels":["log"]}');
+  '{"fullRun":true,"platformKinds":["evolution_down"],"channels":["log"]}');
 select is((select status from maintenance.alerts where fingerprint = 'evolution_down'), 'resolved',
   'evolution_down resolves when the run no longer sees it');
 
