@@ -258,18 +258,26 @@ function summarize(cmd: string, b: Record<string, unknown>) {
     if (a.job === "isolation-audit") {
       line("violations", r.violationCount ?? 0);
       for (const v of r.violations ?? []) {
-        console.log(`  - ${v.kind} ${v.tenant ?? v.instance}`);
+        console.log(`  - ${v.kind} ${v.tenant ?? v.instance}${v.server ? ` (server ${v.server})` : ""}`);
         for (const [i, t] of (v.fixText ?? []).entries()) {
           const applied = v.applied?.[i];
           console.log(
             `      ${applied ? `[${applied.result}] ` : "→ "}${t}${applied?.error ? `: ${applied.error}` : ""}`,
           );
         }
+        if (!v.fixText?.length) { for (const n of v.notes ?? []) console.log(`      ! ${n}`); }
       }
+      if (r.evolution?.unreachable?.length) line("unreachable", r.evolution.unreachable.join(", "));
+      if (r.evolution?.error) line("error", r.evolution.error);
     } else if (a.job === "orphan-cleanup") {
       line("orphans", r.orphanCount ?? 0);
-      for (const o of r.orphans ?? []) console.log(`  - ${o.instance}: ${o.result ?? ""} ${o.action}`);
+      for (const o of r.orphans ?? []) {
+        console.log(`  - ${o.instance}${o.server ? ` on ${o.server}` : ""}: ${o.result ?? ""} ${o.action}`);
+      }
       if (r.deleted?.length) line("deleted", r.deleted.join(", "));
+      if (r.misplaced?.length) line("misplaced", r.misplaced.length);
+      for (const m of r.misplaced ?? []) console.log(`  - ${m.instance} on ${m.server}: ${m.action}`);
+      if (r.unreachable?.length) line("unreachable", r.unreachable.join(", "));
     }
     if (r.error) line("error", r.error);
     return;

@@ -230,3 +230,20 @@ export async function dropTenantsLike(prefix: string): Promise<void> {
   if (!/^[a-z0-9]+-$/.test(prefix)) throw new Error(`a test tenant prefix like "fr-", not ${JSON.stringify(prefix)}`);
   await testSql()`delete from public.tenants where slug like ${prefix + "%"}`;
 }
+
+/**
+ * Removes the fleet registry's rows of the servers at `urls` (a simulator a test started and is closing: a migrate
+ * target registers itself) with their tenants' links and keys, so that the fleet-aware jobs of later tests do not
+ * list a closed simulator. The default server is never removed.
+ */
+export async function forgetServers(...urls: string[]): Promise<void> {
+  const sql = testSql();
+  const normalised = urls.map((u) => u.replace(/\/+$/, ""));
+  const rows = await sql<{ name: string }[]>`
+    select name from maintenance.evolution_servers where base_url = any (${normalised}::text[]) and name <> 'default'`;
+  if (!rows.length) return;
+  const names = rows.map((r) => r.name);
+  await sql`delete from maintenance.tenant_servers where server_id in (
+    select id from maintenance.evolution_servers where name = any (${names}::text[]))`;
+  for (const n of names) await sql`select maintenance.remove_evolution_server(${n})`;
+}

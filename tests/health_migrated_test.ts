@@ -1,7 +1,7 @@
 // health-check for tenants migrated to another Evolution server (whatsapp-ops migrate): their instances are listed on
 // their own server, once per server, with the key read back from Vault; a failure there is theirs alone.
 import assert from "node:assert/strict";
-import { createTenant, testDeps, testSql } from "./_helpers.ts";
+import { createTenant, forgetServers, testDeps, testSql } from "./_helpers.ts";
 import { startSimulator } from "../dev/evolution_sim/app.ts";
 import { runHealthCheck } from "../shared/jobs/health_check.ts";
 
@@ -51,6 +51,7 @@ Deno.test("healthCheck() lists a migrated tenant's instance on its own server, o
     await sql`select maintenance.drop_evolution_key(${keyId}::uuid)`;
     await sql`delete from maintenance.alerts where labels ->> 'tenant' = any (${slugs}::text[])`.catch(() => {});
     await sql`delete from public.tenants where slug = any (${slugs}::text[])`;
+    await forgetServers(home.url, other.url);
     await home.close();
     await other.close();
   }

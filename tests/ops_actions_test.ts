@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { startSimulator } from "../dev/evolution_sim/app.ts";
 import { createOpsApp } from "../shared/ops/app.ts";
-import { createTenant, liveNames, testSql } from "./_helpers.ts";
+import { createTenant, forgetServers, liveNames, testSql } from "./_helpers.ts";
 import { auditOf, configOf, healthyTenant, opsCall, opsFixture, snapshot } from "./ops_fixture.ts";
 
 Deno.test("fix repairs what the diagnosis found, within the remediation budget; neighbours untouched", async (t) => {
@@ -204,6 +204,7 @@ Deno.test("reset keeps is_active and every config key it does not own; the plan 
       assert.equal(d.json.connection.evidence.evolutionUrl, target.url, "later actions still use its server");
     });
   } finally {
+    await forgetServers(target.url);
     await target.close();
     await f.close();
   }
@@ -324,6 +325,7 @@ Deno.test("migrate: a new server failing mid-way leaves the tenant exactly as be
     assert.match(bad.json.error.message, /'apiUrl'/);
     assert.match(bad.json.error.message, /'apiKey'/);
   } finally {
+    await forgetServers(target.url);
     await target.close();
     await f.close();
   }

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { startSimulator } from "../dev/evolution_sim/app.ts";
 import { createOpsApp } from "../shared/ops/app.ts";
-import { liveNames, testSql, waitFor } from "./_helpers.ts";
+import { forgetServers, liveNames, testSql, waitFor } from "./_helpers.ts";
 import { auditOf, configOf, healthyTenant, opsCall, opsFixture } from "./ops_fixture.ts";
 
 const LEASE_SECONDS = 2;
@@ -72,6 +72,7 @@ Deno.test("a slow migrate keeps its tenant's lease past the lease's length (rene
     });
   } finally {
     f.sim.control.setLatency(0);
+    await forgetServers(target.url);
     await target.close();
     await f.close();
   }
@@ -146,6 +147,7 @@ Deno.test("a migrate whose lease is taken over after creating the new instance s
     });
   } finally {
     target.control.setLatency(0);
+    await forgetServers(target.url);
     await target.close();
     await f.close();
   }

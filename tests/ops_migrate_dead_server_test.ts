@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { startSimulator } from "../dev/evolution_sim/app.ts";
 import { createOpsApp } from "../shared/ops/app.ts";
 import { configOf, healthyTenant, opsCall, opsFixture, snapshot } from "./ops_fixture.ts";
-import { testSql } from "./_helpers.ts";
+import { forgetServers, testSql } from "./_helpers.ts";
 
 Deno.test("migrate: an unreachable old server rolls back unless leaveOldIfUnreachable, which keeps the new server", async (t) => {
   const f = await opsFixture();
@@ -61,6 +61,7 @@ Deno.test("migrate: an unreachable old server rolls back unless leaveOldIfUnreac
       assert.deepEqual(await snapshot(f, slug), before);
     });
   } finally {
+    await forgetServers(target.url);
     await target.close();
     await f.close();
   }

@@ -8,7 +8,7 @@ import { createOpsApp } from "../shared/ops/app.ts";
 import { runJob } from "../shared/jobs/runner.ts";
 import type { Violation } from "../shared/jobs/isolation_audit.ts";
 import { deleteInstance, logoutInstance, SocketStillDead } from "../shared/evolution/lifecycle.ts";
-import { createTenant, dropTenantsLike, liveNames, stack, testSql, uniqueSlug } from "./_helpers.ts";
+import { createTenant, dropTenantsLike, forgetServers, liveNames, stack, testSql, uniqueSlug } from "./_helpers.ts";
 import { JOBS } from "./reliability/_jobs.ts";
 import { auditOf, configOf, healthyTenant, opsCall, opsFixture } from "./ops_fixture.ts";
 import { assertRightWebhook, instanceOf, SIM_OPTIONS } from "./_seed_procedures.ts";
@@ -133,6 +133,7 @@ for (const version of ["2.3.7", "1.8.6"] as const) {
           const audit = (await auditOf(slug)).filter((a) => !a.dry_run).map((a) => `${a.action}:${a.result}`);
           assert.ok(audit.includes("migrate.retire_old_instance:ok"), audit.join());
         } finally {
+          await forgetServers(target.url);
           await target.close();
         }
       });

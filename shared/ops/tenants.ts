@@ -21,6 +21,7 @@ import {
   serverClient,
   type ServerView,
 } from "../evolution/servers.ts";
+import { commitPlacement } from "../evolution/fleet.ts";
 
 /** The `config` jsonb of a WhatsApp integration (extra keys kept). */
 export const IntegrationConfig = z.object({
@@ -168,20 +169,7 @@ export async function placeNewInstance(deps: Deps, tenant: TenantView): Promise<
     server,
     client,
     async commit() {
-      const config = await deps.sql.begin(async (tx) => {
-        await tx`select * from maintenance.link_tenant_server(${tenant.id}, ${server.url}, null, null, 'placement')`;
-        if (server.isDefault) return null;
-        const [row] = await tx<{ config: IntegrationConfig }[]>`
-          update public.tenant_integrations ti
-          set config = ti.config || jsonb_build_object('evolution_api_url', s.base_url,
-              'evolution_api_key_secret_id', s.key_secret_id::text),
-            updated_at = now()
-          from maintenance.evolution_servers s
-          where s.name = ${server.name} and s.key_secret_id is not null
-            and ti.tenant_id = ${tenant.id} and ti.integration_type = 'whatsapp'
-          returning ti.config`;
-        return row?.config ?? null;
-      });
+      const config = await commitPlacement(deps.sql, tenant.id, server);
       if (config && tenant.integration) tenant.integration.config = IntegrationConfig.catch({}).parse(config);
     },
   };

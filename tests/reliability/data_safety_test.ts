@@ -11,7 +11,7 @@ import { isolationAudit } from "../../shared/jobs/isolation_audit.ts";
 import { orphanCleanup } from "../../shared/jobs/orphan_cleanup.ts";
 import { runJob } from "../../shared/jobs/runner.ts";
 import { createOpsApp } from "../../shared/ops/app.ts";
-import { createTenant, stack, testConfig, testDeps, testSql, uniqueSlug } from "../_helpers.ts";
+import { createTenant, forgetServers, stack, testConfig, testDeps, testSql, uniqueSlug } from "../_helpers.ts";
 import { FAULT_SIM_KEY, MIGRATE_TARGET_KEY, prng, propertySeed } from "./_matrix.ts";
 
 const ROWS = 300;
@@ -226,6 +226,7 @@ Deno.test("reset, migrate, isolation fix and orphan delete never touch a neighbo
     assert.equal(stack().profile, "test");
   } finally {
     await deps.evolution.flushLogs();
+    await forgetServers(target.url);
     await sim.close();
     await target.close();
     await sql`delete from public.tenants where slug = any (${[...all, squatter.slug]}::text[])`;

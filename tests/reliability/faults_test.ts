@@ -13,7 +13,16 @@ import { EvolutionClient } from "../../shared/evolution/client.ts";
 import { type JobRunResponse, runJob } from "../../shared/jobs/runner.ts";
 import { createOpsApp } from "../../shared/ops/app.ts";
 import { WEBHOOK_TOKEN_HEADER, webhookToken } from "../../shared/naming.ts";
-import { createTenant, liveNames, stack, testConfig, testDeps, testSql, uniqueSlug } from "../_helpers.ts";
+import {
+  createTenant,
+  forgetServers,
+  liveNames,
+  stack,
+  testConfig,
+  testDeps,
+  testSql,
+  uniqueSlug,
+} from "../_helpers.ts";
 import { JOBS, matrixInput } from "./_jobs.ts";
 import { FAULT_SIM_KEY, leaks, MIGRATE_TARGET_KEY, raw, type Secret, stackSecrets } from "./_matrix.ts";
 
@@ -77,6 +86,7 @@ async function world(version: "2.3.7" | "1.8.6" = "2.3.7"): Promise<World> {
     secrets,
     async close() {
       await deps.evolution.flushLogs();
+      await forgetServers(target.url);
       await sim.close();
       await target.close();
       await rx.close();
