@@ -567,3 +567,64 @@ Deno.test("ops CLI: servers register (key from a variable), list, drain, remove;
     await sim.close();
   }
 });
+
+Deno.test("diagnose, reconnect and reset of a tenant on server B act on B and nowhere else", async (t) => {
+  const f = await opsFixture();
+  const b = await startSimulator({ port: 0, webhookRetryDelaysMs: [50, 100] });
+  const app = createOpsApp(f.deps);
+  const bName = uniqueSlug("act-b");
+  const tenant = await createTenant({ prefix: "act-on-b" });
+  const name = `revalya-${tenant.slug}`;
+  try {
+    const r = await opsCall(app, f, "servers/register", { name: bName, url: b.url, key: b.apiKey });
+    assert.equal(r.status, 200, r.text);
+    await sql()`select * from maintenance.link_tenant_server(${tenant.tenantId}, ${b.url}, null, null, 'operator')`;
+    const hook = await f.deps.evolution.expectedWebhook(tenant.slug);
+    b.control.seedInstance(name, { state: "close", webhookUrl: hook.url, webhookHeaders: hook.headers });
+    // a decoy of the same name on the default server: nothing may touch it
+    f.sim.control.seedInstance(name, { state: "open", webhookUrl: hook.url, webhookHeaders: hook.headers });
+    const decoy = () => JSON.stringify(f.sim.control.instances().find((i) => i.name === name));
+    const decoyBefore = decoy();
+    const callsOnA = () => f.sim.control.stats().total;
+
+    await t.step("diagnose reads B", async () => {
+      const a0 = callsOnA();
+      const d = await opsCall(app, f, "diagnose", { slug: tenant.slug });
+      assert.equal(d.status, 200, d.text);
+      assert.equal(d.json.connection.evidence.evolutionUrl, b.url);
+      assert.match(d.text, /"not_connected"/, "B's closed instance, not A's open decoy");
+      assert.equal(callsOnA(), a0, "no call reached the default server");
+    });
+
+    await t.step("reconnect connects B's instance", async () => {
+      const a0 = callsOnA();
+      const rc = await opsCall(app, f, "reconnect", { slug: tenant.slug });
+      assert.equal(rc.status, 200, rc.text);
+      assert.notEqual(rc.json.result, "failed", rc.text);
+      assert.notEqual(b.control.instances().find((i) => i.name === name)!.state, "close", "B's instance connects");
+      assert.equal(callsOnA(), a0);
+      assert.equal(decoy(), decoyBefore);
+    });
+
+    await t.step("reset recreates the instance on B, keeps the tenant there and enabled", async () => {
+      const a0 = callsOnA();
+      const rs = await opsCall(app, f, "reset", { slug: tenant.slug, confirm: tenant.slug, apply: true });
+      assert.equal(rs.json.result, "ok", rs.text);
+      assert.ok(has(b, name), "a new instance on B");
+      assert.equal(b.control.instances().find((i) => i.name === name && i.phase === "active")!.state, "close");
+      assert.equal(callsOnA(), a0, "no call reached the default server");
+      assert.equal(decoy(), decoyBefore, "the default server's instance of that name is untouched");
+      assert.equal((await linkOf(tenant.slug))?.name, bName, "still linked to B");
+      const [row] = await sql()<{ is_active: boolean }[]>`
+        select is_active from public.tenant_integrations where id = ${tenant.integrationId}`;
+      assert.equal(row.is_active, true);
+      const d = await opsCall(app, f, "diagnose", { slug: tenant.slug });
+      assert.equal(d.json.connection.evidence.evolutionUrl, b.url, "its next action goes to B again");
+    });
+  } finally {
+    await dropTenants([tenant.slug]);
+    await dropServers([bName]).catch(() => {});
+    await b.close();
+    await f.close();
+  }
+});
