@@ -12,6 +12,10 @@ import { type Receivers, startReceivers } from "../dev/receivers.ts";
 import type { Deps } from "../shared/deps.ts";
 import { healthCheck, runHealthCheck } from "../shared/jobs/health_check.ts";
 import { runJob } from "../shared/jobs/runner.ts";
+import { loadStatus } from "../shared/status_page/data.ts";
+import { statusJson } from "../shared/status_page/json.ts";
+import { renderPage } from "../shared/status_page/render.ts";
+import { renderSvg } from "../shared/status_page/svg.ts";
 
 const sql = () => testSql();
 
@@ -222,6 +226,22 @@ Deno.test("healthCheck() with server B down raises one evolution_down:B, inhibit
     const [dash] = await sql()<{ state: string; down_alert: string | null; tenants_unreachable: number }[]>`
       select state, down_alert, tenants_unreachable from maintenance.dashboard_servers where name = ${b.name}`;
     assert.deepEqual({ ...dash }, { state: "unhealthy", down_alert: down, tenants_unreachable: 3 });
+    // the status page's servers block, in its three formats
+    const asOf = new Date();
+    const data = await loadStatus(sql(), { asOf, limit: 10 });
+    const json = statusJson(data, { asOf, limit: 10 });
+    const jb = json.servers.find((x) => x.name === b.name)!;
+    assert.deepEqual(
+      { state: jb.state, tenants: jb.tenants, downAlert: jb.downAlert, notHealthy: jb.tenantsNotHealthy },
+      { state: "unhealthy", tenants: 3, downAlert: down, notHealthy: 3 },
+    );
+    assert.equal(json.servers.find((x) => x.name === a.name)!.state, "healthy");
+    assert.equal(json.servers[0].name, "default", "the default server first");
+    const page = String(await renderPage(data, { asOf, limit: 10 }));
+    assert.match(page, new RegExp(`<tr class="server" data-server="${b.name}" data-state="unhealthy">`));
+    assert.match(page, new RegExp(`<tr class="server" data-server="${a.name}" data-state="healthy">`));
+    const board = renderSvg(data, { asOf, limit: 10 });
+    assert.match(board, new RegExp(`class="server" data-server="${b.name}" data-state="unhealthy"`));
 
     // B is back
     b.sim.control.setDown(false);
