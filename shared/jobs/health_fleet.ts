@@ -158,7 +158,7 @@ interface RegistryRow {
  * each tenant, a report row per server and an `evolution_down` candidate per server that is down.
  *
  * `defaultHealth` is the default server's `GET /` when the caller already asked it (in parallel with its other
- * probes). `list` lists one server (default: `client.fetchInstances()`).
+ * probes). `list` lists one server (default: `client.listInstances()`, the listing read as a stream).
  */
 export async function checkFleet(
   deps: Deps,
@@ -268,7 +268,7 @@ export async function checkFleet(
   }
 
   const servers = [...new Set([...byName.values(), ...legacyServers.values()])];
-  const list = options.list ?? ((c: EvolutionClient) => c.fetchInstances());
+  const list = options.list ?? ((c: EvolutionClient) => c.listInstances());
   const calls = { serverInfo: 0, fetchInstances: 0 };
   await pMap(servers, async (s) => {
     const serverUrl = s.isDefault ? null : s.url;
