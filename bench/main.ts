@@ -6,7 +6,9 @@
  *   npm run bench                          full sizes (~5-10 min): 500/5,000 tenants, 5 M / 10 M rows, 20,000 events
  *   npm run bench -- --quick               small sizes, under a minute in all
  *   npm run --silent bench -- --json       one JSON object on stdout (--silent: no npm banner)
- *   npm run bench -- --only=health,weekly  some of: health, weekly, purge, webhook, status, scheduled
+ *   npm run bench -- --only=health,weekly  some of: health, weekly, purge, webhook, status, scheduled, fleet
+ *   npm run bench -- --only=fleet          one health-check invocation at 5,000 / 20,000 / 50,000 tenants on 1 and
+ *                                          25 servers: wall, CPU, peak RSS (not part of the default run)
  *   npm run bench -- --keep                leave the bench stack running (.local/bench-<base>/stack.json)
  *   CANAIS_PORT_BASE=56500 npm run bench   ports base+1..3 (default 55900)
  */
@@ -20,6 +22,7 @@ import { benchPurge } from "./purge.ts";
 import { benchWebhook } from "./webhook.ts";
 import { benchStatusPage } from "./status_page.ts";
 import { benchScheduled } from "./scheduled.ts";
+import { benchFleet } from "./fleet.ts";
 
 /** Sizes of one bench run. */
 export interface BenchSizes {
@@ -27,6 +30,8 @@ export interface BenchSizes {
   data: { tenants: number; recentRows: number };
   webhook: { events: number; tenants: number; concurrency: number };
   scheduled: { latencyMs: number; runs: number };
+  /** `--only=fleet` (absent: the quick sizes). */
+  fleet?: { sizes: number[]; servers: number[] };
 }
 
 /** The issue's sizes. */
@@ -35,6 +40,7 @@ export const FULL: BenchSizes = {
   data: { tenants: 2000, recentRows: 5_000_000 },
   webhook: { events: 20_000, tenants: 200, concurrency: 16 },
   scheduled: { latencyMs: 2000, runs: 5 },
+  fleet: { sizes: [5000, 20_000, 50_000], servers: [1, 25] },
 };
 
 /** Under a minute in all. */
@@ -43,10 +49,13 @@ export const QUICK: BenchSizes = {
   data: { tenants: 200, recentRows: 100_000 },
   webhook: { events: 2_000, tenants: 50, concurrency: 16 },
   scheduled: { latencyMs: 500, runs: 3 },
+  fleet: { sizes: [500, 2000], servers: [1, 25] },
 };
 
-const ALL = ["health", "weekly", "purge", "webhook", "status", "scheduled"] as const;
+const ALL = ["health", "weekly", "purge", "webhook", "status", "scheduled", "fleet"] as const;
 type BenchName = typeof ALL[number];
+/** What runs without --only: `fleet` (up to 50,000 tenants, a few minutes) only when asked for. */
+const DEFAULT: BenchName[] = ["health", "weekly", "purge", "webhook", "status", "scheduled"];
 
 /** Runs the selected benchmarks on a context; returns the JSON object's sections. */
 export async function runBenchmarks(
@@ -54,7 +63,7 @@ export async function runBenchmarks(
   sizes: BenchSizes,
   options: { only?: BenchName[]; fullSize: boolean },
 ): Promise<Record<string, unknown>> {
-  const only = new Set(options.only ?? ALL);
+  const only = new Set(options.only ?? DEFAULT);
   const out: Record<string, unknown> = {};
   const guard = async (key: string, fn: () => Promise<unknown>) => {
     try {
@@ -68,6 +77,9 @@ export async function runBenchmarks(
 
   if (only.has("health")) {
     await guard("healthCheck", () => benchHealthCheck(ctx, { ...sizes.health }));
+  }
+  if (only.has("fleet")) {
+    await guard("fleet", () => benchFleet(ctx, sizes.fleet ?? QUICK.fleet!));
   }
   if (only.has("status")) {
     // as many tenants as the largest health-check size (5,000 in the full run)
@@ -239,6 +251,22 @@ export function renderTable(result: Record<string, unknown>): string {
         fmt(sp.ours.page2000Bytes)
       } bytes); search ${fmt(sp.ours.searchMs)} ms`,
     );
+  }
+  const fl = get("fleet");
+  if (fl?.error) rows.push(["fleet health-check", "", `error: ${fl.error}`, "", "", ""]);
+  else if (fl) {
+    for (const c of fl.cases) {
+      rows.push([
+        "fleet health-check (1 invocation)",
+        `${fmt(c.tenants)} tenants on ${c.servers} server(s), ${c.listingBytesPerRow} B/row`,
+        `${fmt(c.ours.wallMs)} ms, CPU ${fmt(c.ours.cpuMs)} ms, peak RSS ${fmt(c.ours.peakRssMb)} MB`,
+        `whole listing: ${fmt(c.whole.wallMs)} ms, CPU ${fmt(c.whole.cpuMs)} ms, peak RSS ${fmt(c.whole.peakRssMb)} MB`,
+        fmt(
+          c.whole.peakRssMb && c.ours.peakRssMb ? Math.round((c.whole.peakRssMb / c.ours.peakRssMb) * 100) / 100 : null,
+        ),
+        "",
+      ]);
+    }
   }
   const sc = get("scheduled");
   if (sc?.error) rows.push(["scheduled call", "", `error: ${sc.error}`, "", "", ""]);

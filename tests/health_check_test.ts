@@ -6,12 +6,11 @@
 // and resolve after `alert_success_threshold` good ones (read from the settings, not assumed).
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { createTenant, testDeps, testSql } from "./_helpers.ts";
+import { createTenant, testDeps, testSql, uniqueSlug } from "./_helpers.ts";
 import { type Simulator, startSimulator } from "../dev/evolution_sim/app.ts";
 import { type Receivers, startReceivers } from "../dev/receivers.ts";
 import { buildDeps, type Deps } from "../shared/deps.ts";
 import { healthCheck, runHealthCheck } from "../shared/jobs/health_check.ts";
-import { normalizeBaseUrl } from "../shared/config.ts";
 import { runJob } from "../shared/jobs/runner.ts";
 
 interface Fixture {
@@ -71,28 +70,26 @@ async function fixture(extraEnv: Record<string, string> = {}): Promise<Fixture> 
 }
 
 /**
- * A second Evolution server with `n` tenants of its own (moved there as `whatsapp-ops migrate` does: the URL in
- * their config, one key in Vault), each with an open instance. Its tenants are a population of their own for the
+ * A second Evolution server with `n` tenants of its own (registered in the fleet registry, its tenants linked to it
+ * as `whatsapp-ops migrate` does), each with an open instance. Its tenants are a population of their own for the
  * mass-disconnect rule, whatever other test files left on the default server.
  */
 async function otherServer(prefix: string, n: number) {
   const sim = await startSimulator({ port: 0 });
   const sql = testSql();
-  const [{ id: keyId }] = await sql<{ id: string }[]>`
-    select maintenance.store_evolution_key(${prefix}, ${sim.apiKey}) as id`;
+  const name = uniqueSlug(prefix);
+  await sql`select * from maintenance.register_evolution_server(${name}, ${sim.url}, ${sim.apiKey})`;
   const tenants = await Promise.all(Array.from({ length: n }, () => createTenant({ prefix })));
-  await sql`
-    update public.tenant_integrations
-    set config = config || ${sql.json({ evolution_api_url: sim.url, evolution_api_key_secret_id: keyId })}
-    where id = any (${tenants.map((t) => t.integrationId!)}::uuid[])`;
-  for (const t of tenants) sim.control.seedInstance(`revalya-${t.slug}`, { state: "open" });
-  const url = normalizeBaseUrl(sim.url);
+  for (const t of tenants) {
+    await sql`select * from maintenance.link_tenant_server(${t.tenantId}, ${sim.url}, null, null, 'operator')`;
+    sim.control.seedInstance(`revalya-${t.slug}`, { state: "open" });
+  }
   return {
     sim,
     tenants,
     slugs: tenants.map((t) => t.slug),
-    /** The fingerprint of this server's mass_disconnect incident. */
-    incident: `mass_disconnect:${url}`,
+    /** The fingerprint of this server's mass_disconnect incident: keyed by its registry name. */
+    incident: `mass_disconnect:${name}`,
     /** A terminal close that is not a logout (403), or open again. */
     set(slug: string, state: "open" | "close") {
       if (state === "open") sim.control.setState(`revalya-${slug}`, "open");
@@ -100,7 +97,7 @@ async function otherServer(prefix: string, n: number) {
     },
     async close() {
       await dropTenants(tenants.map((t) => t.slug));
-      await sql`select maintenance.drop_evolution_key(${keyId}::uuid)`;
+      await sql`select maintenance.remove_evolution_server(${name})`;
       await sim.close();
     },
   };
@@ -116,6 +113,8 @@ async function seedOthers(sim: Simulator, own: string[]) {
     select coalesce(ti.config ->> 'instance_name', 'revalya-' || t.slug) as name
     from public.tenants t join public.tenant_integrations ti on ti.tenant_id = t.id and ti.integration_type = 'whatsapp'
     where coalesce(t.is_active, true) and ti.is_active and ti.config ->> 'evolution_api_url' is null
+      and not exists (select 1 from maintenance.tenant_servers ts join maintenance.evolution_servers s
+                      on s.id = ts.server_id where ts.tenant_id = t.id and s.name <> 'default')
       and t.slug <> all (${own}::text[])`;
   const known = new Set(sim.control.instances().map((i) => i.name));
   for (const { name } of rows) if (!known.has(name)) sim.control.seedInstance(name, { state: "open" });
@@ -284,8 +283,13 @@ Deno.test("healthCheck() with Evolution down raises one platform alert and no pe
     assert.equal(firing(f.slack("evolution_down")).length, 1, "one platform alert");
     for (const s of slugs) assert.deepEqual(f.slack(s), [], `no notification about ${s}`);
     const open = await testSql()`
-      select fingerprint from maintenance.alerts where status = 'firing' and tenant_slug = any (${slugs}::text[])`;
-    assert.deepEqual(open.map((x) => x.fingerprint), [], "no tenant alert fires");
+      select fingerprint, inhibited_by from maintenance.alerts
+      where status = 'firing' and tenant_slug = any (${slugs}::text[]) order by fingerprint`;
+    assert.deepEqual(
+      open.map((x) => ({ ...x })),
+      [...slugs].sort().map((s) => ({ fingerprint: `evolution_unreachable:${s}`, inhibited_by: "evolution_down" })),
+      "no tenant alert is told: each tenant is recorded unreachable, inhibited by the outage",
+    );
     const [{ n }] = await testSql()`
       select count(*)::int as n from maintenance.alerts where status = 'firing' and kind = 'mass_disconnect'
         and details -> 'tenantIds' ?| ${tenants.map((t) => t.tenantId)}::text[]`;
@@ -299,6 +303,9 @@ Deno.test("healthCheck() with Evolution down raises one platform alert and no pe
     await f.runAll(slugs);
     assert.equal(resolved(f.slack("evolution_down")).length, 1);
     for (const s of slugs) assert.deepEqual(f.slack(s), [], `still no notification about ${s}`);
+    const [{ left }] = await testSql()`
+      select count(*)::int as left from maintenance.alerts where status = 'firing' and tenant_slug = any (${slugs}::text[])`;
+    assert.equal(left, 0, "the unreachable alerts resolve with the outage");
   } finally {
     f.sim.control.setDown(false);
     await f.runAll(slugs).catch(() => {});

@@ -163,6 +163,7 @@ const TOP_KEYS = [
   "overall",
   "reasons",
   "search",
+  "servers",
   "services",
   "tenants",
   "total",
@@ -211,6 +212,21 @@ const JOB_KEYS = [
   "schedule",
   "state",
 ];
+const SERVER_KEYS = [
+  "checkedAt",
+  "downAlert",
+  "draining",
+  "enabled",
+  "error",
+  "isDefault",
+  "latencyMs",
+  "name",
+  "state",
+  "tenants",
+  "tenantsNotHealthy",
+  "url",
+  "version",
+];
 const LAST_CHECK_KEYS = ["ageSeconds", "error", "finishedAt", "runId", "startedAt", "status"];
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
@@ -239,6 +255,15 @@ Deno.test("status-page ?format=json: version 1, the exact documented keys, the f
     }
     assert.deepEqual(j.services.map((s: { key: string }) => s.key), ["evolution_api", "database", "supabase"]);
     for (const s of j.services) assert.deepEqual(keys(s), SERVICE_KEYS);
+    // the fleet's servers (a key added within version 1): the default one first
+    assert.ok(Array.isArray(j.servers) && j.servers.length >= 1, "at least the default server");
+    assert.equal(j.servers[0].name, "default");
+    assert.equal(j.servers[0].isDefault, true);
+    for (const s of j.servers) {
+      assert.deepEqual(keys(s), SERVER_KEYS);
+      assert.equal(typeof s.tenants, "number");
+      assert.equal(typeof s.tenantsNotHealthy, "number");
+    }
     assert.deepEqual(j.services[0], {
       key: "evolution_api",
       name: "Evolution API",

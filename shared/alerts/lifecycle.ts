@@ -27,7 +27,9 @@ export type TenantAlertKind =
   | "check_error"
   | "frequent_disconnections"
   | "zombie_suspected"
-  | "flapping";
+  | "flapping"
+  /** A tenant its server's listing could not show: inhibited by that server's `evolution_down`, never notified. */
+  | "evolution_unreachable";
 
 /** A platform alert that fires in this run. */
 export interface AlertCandidate {

@@ -29,6 +29,7 @@ import {
   CreateBody,
   ErrorQuirk,
   FetchInstancesBody,
+  FetchInstancesItem,
   messagesOf,
   qr,
   QrBody,
@@ -45,6 +46,7 @@ import {
   webhookV2,
 } from "./responses.ts";
 import { errorMessage } from "../errors.ts";
+import { JsonStreamError, readJsonArray } from "./json_stream.ts";
 import {
   instanceName,
   parseSlug,
@@ -132,6 +134,12 @@ interface RequestSpec<T> {
    */
   absentOk?: boolean;
   parse: (body: unknown, version: ApiVersion) => T;
+  /**
+   * Reads a 2xx body incrementally instead of `parse` (a listing of every instance: see `listInstances`). Errors of
+   * the body's contents are `bad_response`, a timeout or a broken connection while reading are `timeout` /
+   * `unreachable`.
+   */
+  stream?: (body: ReadableStream<Uint8Array>, version: ApiVersion) => Promise<T>;
 }
 
 /** Option key under which `withCredentials` hands its log buffer and settings to the new client. */
@@ -235,6 +243,39 @@ export class EvolutionClient {
         // a listing's rows have their version's shape: the version is learnt for free (no probe needed later)
         if (!this.#version && items.length) this.#version = Promise.resolve("instance" in items[0] ? "1" : "2");
         return items.map((i) => ("instance" in i ? summaryV1(i) : summaryV2(i)));
+      },
+    });
+  }
+
+  /**
+   * `GET /instance/fetchInstances` (every instance, ONE call) read incrementally: each row is parsed and checked as
+   * {@link fetchInstances} does (the same zod schema and normaliser) as soon as it has arrived, and only its summary
+   * is kept, so a listing of tens of thousands of rows of 1–2 KB never exists whole in memory (as text or as
+   * objects: see `json_stream.ts`). The answer is the same as `fetchInstances()`'s.
+   */
+  listInstances(): Promise<InstanceSummary[]> {
+    return this.#call({
+      op: "fetch_instances",
+      idempotent: true,
+      build: () => ({ method: "GET", path: "/instance/fetchInstances" }),
+      parse: () => {
+        throw new Error("listInstances reads its body as a stream");
+      },
+      stream: async (body) => {
+        const out: InstanceSummary[] = [];
+        const read = await readJsonArray(body, (raw) => {
+          const item = FetchInstancesItem.parse(raw);
+          // a listing's rows have their version's shape: the version is learnt for free (no probe needed later)
+          if (!this.#version && out.length === 0) this.#version = Promise.resolve("instance" in item ? "1" : "2");
+          out.push("instance" in item ? summaryV1(item) : summaryV2(item));
+        });
+        if (read.root === "value") {
+          // not an array: the one v1.8 item a filtered listing answers (or something the contract does not allow)
+          const b = FetchInstancesBody.parse(read.value);
+          const items = Array.isArray(b) ? b : [b];
+          for (const item of items) out.push("instance" in item ? summaryV1(item) : summaryV2(item));
+        }
+        return out;
       },
     });
   }
@@ -582,12 +623,30 @@ export class EvolutionClient {
       if (spec.needsVersion) version = await this.#detectVersion().catch(() => "2" as const);
       const attempt = async () => {
         attempts++;
-        const { status, body } = await this.#request(spec, version);
+        const { status, body, stream } = await this.#request(spec, version);
         httpStatus = status;
         try {
-          return spec.parse(body, version);
+          return stream && spec.stream ? await spec.stream(stream, version) : spec.parse(body, version);
         } catch (error) {
           if (error instanceof EvolutionError) throw error;
+          const name = (error as { name?: string })?.name;
+          if (stream && (name === "TimeoutError" || name === "AbortError")) {
+            throw new EvolutionError(
+              "timeout",
+              `Cannot ${what(spec.op, instance)} as Evolution did not send its whole answer in ${
+                spec.timeoutMs ?? this.#shared.timeoutMs
+              } ms`,
+              { operation: spec.op, instance, status, cause: error },
+            );
+          }
+          if (stream && !(error instanceof z.ZodError) && !(error instanceof JsonStreamError)) {
+            throw new EvolutionError(
+              "unreachable",
+              `Cannot ${what(spec.op, instance)} as the connection to Evolution at ${this.#url} broke while it ` +
+                `answered: ${errorMessage(error)}`,
+              { operation: spec.op, instance, status, cause: error },
+            );
+          }
           throw new EvolutionError(
             "bad_response",
             `Cannot ${what(spec.op, instance)} as Evolution's answer does not match the contract: ${
@@ -624,7 +683,10 @@ export class EvolutionClient {
     }
   }
 
-  async #request<T>(spec: RequestSpec<T>, version: ApiVersion): Promise<{ status: number; body: unknown }> {
+  async #request<T>(
+    spec: RequestSpec<T>,
+    version: ApiVersion,
+  ): Promise<{ status: number; body: unknown; stream?: ReadableStream<Uint8Array> }> {
     const { method, path, body } = spec.build(version);
     const op = spec.op;
     const instance = spec.instance ?? null;
@@ -641,6 +703,10 @@ export class EvolutionClient {
         signal: AbortSignal.timeout(timeoutMs),
       });
       status = res.status;
+      // a 2xx answer of a streamed call is read by its reader (the timeout still covers the whole body)
+      if (spec.stream && status >= 200 && status < 300 && res.body) {
+        return { status, body: undefined, stream: res.body };
+      }
       text = await res.text();
     } catch (error) {
       const name = (error as { name?: string })?.name;

@@ -32,7 +32,9 @@ export const InstanceItemV1 = z.object({
     integration: z.union([z.string(), z.object({ integration: nstr })]).nullish(),
   }),
 });
-export const FetchInstancesBody = z.union([z.array(z.union([InstanceRowV2, InstanceItemV1])), InstanceItemV1]);
+/** One row of a listing: a 2.x DB row or a v1.8 `{instance:{…}}` item. */
+export const FetchInstancesItem = z.union([InstanceRowV2, InstanceItemV1]);
+export const FetchInstancesBody = z.union([z.array(FetchInstancesItem), InstanceItemV1]);
 
 export const StateBody = z.object({ instance: z.object({ instanceName: z.string(), state: nstr, status: nstr }) });
 

@@ -1,22 +1,19 @@
 /**
  * @module
- * The `health-check` job (every 5 minutes): Evolution (`GET /`, latency, version), the database (round trip), the
- * Supabase REST/Auth health endpoints where `SUPABASE_URL` is set, and every active tenant's instance from ONE
- * `fetchInstances` call per server, plus bounded `connectionState` reads and liveness probes chosen as
+ * The `health-check` job (every 5 minutes): every Evolution server of the fleet (`GET /`, latency, version: see
+ * health_fleet.ts), the database (round trip), the Supabase REST/Auth health endpoints where `SUPABASE_URL` is set,
+ * and every active tenant's instance from ONE `fetchInstances` call per server, plus bounded `connectionState` reads and liveness probes chosen as
  * health_tenants.ts says (the listing's stored status alone is not the truth). The per-tenant bookkeeping, the
  * log-based rules, the flap detection and the alert lifecycle run set-wise in SQL; opt-in self-healing
  * (health_heal.ts) repairs what a restart or a reconnect can; the dead-man check watches the other scheduled jobs
  * (and health-check's own schedule); the outbox is drained last.
  */
 import { z } from "zod";
-import pMap from "p-map";
-import { normalizeBaseUrl } from "../config.ts";
 import type { Deps } from "../deps.ts";
 import { errorMessage } from "../errors.ts";
 import { Slug } from "../naming.ts";
-import type { InstanceSummary } from "../evolution/types.ts";
-import { isEvolutionError } from "../evolution/errors.ts";
-import { checkTenants, type ProbePolicy, type ServerListing, type TenantRow } from "./health_tenants.ts";
+import { checkTenants, type ProbePolicy, type TenantRow } from "./health_tenants.ts";
+import { checkFleet, serverInfoHealth, type ServiceHealth } from "./health_fleet.ts";
 import { selfHeal } from "./health_heal.ts";
 import { channelsFor } from "../alerts/channels.ts";
 import { drainOutbox } from "../alerts/outbox.ts";
@@ -33,17 +30,7 @@ export const HealthCheckInput = z.object({
 });
 export type HealthCheckInput = z.infer<typeof HealthCheckInput>;
 
-/** Health of one service. */
-export interface ServiceHealth {
-  status: "healthy" | "degraded" | "unhealthy" | "skipped";
-  latencyMs?: number;
-  version?: string;
-  error?: string;
-  reason?: string;
-  /** A failure with a name of its own (Evolution 2.4 not activated: `license_required`). */
-  code?: string;
-  endpoints?: Record<string, number | string>;
-}
+export type { ServiceHealth } from "./health_fleet.ts";
 
 const DB_SLOW_MS = 1_000;
 /** The schedule's interval (every 5 minutes): the probe rotations are spread over the runs of one period. */
@@ -57,25 +44,6 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ value?: T; error?: unkn
   } catch (error) {
     return { error, ms: Math.round(performance.now() - t0) };
   }
-}
-
-/**
- * `GET /`: the server's version and whether it answers at all. Its failure alone does not make Evolution unhealthy:
- * on 2.3.x `GET /` fetches WhatsApp Web's version from outside before it answers, so where Evolution's outbound
- * traffic is dropped it times out while the API works; the listing that follows decides.
- */
-async function checkEvolution(deps: Deps): Promise<ServiceHealth> {
-  const r = await timed(() => deps.evolution.serverInfo());
-  if (r.error) {
-    const licence = isEvolutionError(r.error, "license_required");
-    return {
-      status: "unhealthy",
-      latencyMs: r.ms,
-      error: errorMessage(r.error),
-      ...(licence ? { code: "license_required" } : {}),
-    };
-  }
-  return { status: "healthy", latencyMs: r.ms, version: r.value!.version };
 }
 
 async function checkDatabase(deps: Deps): Promise<ServiceHealth> {
@@ -186,64 +154,6 @@ async function databaseRecovered(deps: Deps, carry: Carry | undefined): Promise<
   return true;
 }
 
-/**
- * The listings of the servers tenants were migrated to: tenants are grouped by (server URL, key secret), each
- * server is listed once, and a server that fails makes only its own tenants unhealthy (it is not a platform
- * incident of the default server).
- */
-async function listOtherServers(
-  deps: Deps,
-  tenants: TenantRow[],
-  concurrency: number,
-): Promise<{ byTenant: Map<string, ServerListing>; calls: number }> {
-  const groups = new Map<string, { url: string; keyId: string; slugs: string[] }>();
-  for (const t of tenants) {
-    if (!t.integration_id || !t.integration_active || !t.evolution_api_url || !t.evolution_key_id) continue;
-    const url = normalizeBaseUrl(t.evolution_api_url);
-    if (url === deps.evolution.baseUrl) continue;
-    const k = `${url}|${t.evolution_key_id}`;
-    const g = groups.get(k) ?? { url, keyId: t.evolution_key_id, slugs: [] };
-    g.slugs.push(t.slug);
-    groups.set(k, g);
-  }
-  const byTenant = new Map<string, ServerListing>();
-  await pMap(groups.values(), async (g) => {
-    let listing: ServerListing;
-    try {
-      const [row] = await deps.sql<{ key: string | null }[]>`
-        select maintenance.evolution_key(${g.keyId}::uuid) as key`;
-      if (!row?.key) throw new Error("its API key is missing from Vault");
-      const client = deps.evolution.withCredentials(g.url, row.key);
-      const listed = await timed(() => client.fetchInstances());
-      listing = listed.error
-        ? {
-          client,
-          url: g.url,
-          serverUrl: g.url,
-          instances: null,
-          error: `fetchInstances failed: ${errorMessage(listed.error)}`,
-        }
-        : {
-          client,
-          url: g.url,
-          serverUrl: g.url,
-          instances: new Map(listed.value!.map((i) => [i.name, i])),
-          error: null,
-        };
-    } catch (error) {
-      listing = {
-        client: deps.evolution,
-        url: g.url,
-        serverUrl: g.url,
-        instances: null,
-        error: `server ${g.url}: ${errorMessage(error)}`,
-      };
-    }
-    for (const slug of g.slugs) byTenant.set(slug, listing);
-  }, { concurrency });
-  return { byTenant, calls: groups.size };
-}
-
 /** Runs one health check (the logic of the `health-check` job). */
 export async function runHealthCheck(
   deps: Deps,
@@ -254,11 +164,9 @@ export async function runHealthCheck(
   const scope = ctx.input.tenants ?? null;
   const channels = deps.notify.channels ?? channelsFor(deps.config);
 
-  const [evolution, database, supabase] = await Promise.all([
-    checkEvolution(deps),
-    checkDatabase(deps),
-    checkSupabase(deps),
-  ]);
+  // the default server's GET / goes out with the other probes; the fleet's servers are asked once they are known
+  const defaultInfo = serverInfoHealth(deps.evolution);
+  const [database, supabase] = await Promise.all([checkDatabase(deps), checkSupabase(deps), defaultInfo]);
 
   const [settings] = await sql<
     {
@@ -294,52 +202,22 @@ export async function runHealthCheck(
       h.live_state, h.live_checked_at, h.socket_state, h.socket_checked_at,
       case when h.state = 'healthy' then h.since end as healthy_since,
       a.last_state as webhook_state, a.last_state_at as webhook_state_at, a.last_event_at, a.first_event_at,
-      a.events_total::int as events_total
+      a.events_total::int as events_total, srv.name as server_name
     from public.tenants t
     left join public.tenant_integrations ti on ti.tenant_id = t.id and ti.integration_type = 'whatsapp'
+    left join maintenance.tenant_servers ts on ts.tenant_id = t.id
+    left join maintenance.evolution_servers srv on srv.id = ts.server_id
     left join maintenance.tenant_health h on h.tenant_id = t.id
     left join maintenance.webhook_activity a on a.tenant_slug = t.slug
     where coalesce(t.is_active, true) and (${scope}::text[] is null or t.slug = any (${scope}::text[]))
     order by t.slug`;
 
-  // ONE listing for every tenant (the seed asks once per tenant)
-  let instances: Map<string, InstanceSummary> | null = null;
-  let fetchInstancesCalls = 0;
-  const needsEvolution = tenants.some((t) => t.integration_id && t.integration_active);
-  const infoFailed = evolution.status === "unhealthy" && evolution.code !== "license_required";
-  if (evolution.status === "healthy" && !needsEvolution) instances = new Map();
-  else if (needsEvolution && (evolution.status === "healthy" || infoFailed)) {
-    fetchInstancesCalls = 1;
-    const listed = await timed(() => deps.evolution.fetchInstances());
-    if (listed.error) {
-      evolution.status = "unhealthy";
-      if (isEvolutionError(listed.error, "license_required")) evolution.code = "license_required";
-      evolution.error = infoFailed
-        ? `${evolution.error}; fetchInstances failed too: ${errorMessage(listed.error)}`
-        : `fetchInstances failed: ${errorMessage(listed.error)}`;
-    } else {
-      instances = new Map(listed.value!.map((i) => [i.name, i]));
-      if (infoFailed) {
-        // the API answers: only GET / is failing (its outside call); the instances can be judged
-        evolution.status = "degraded";
-        evolution.reason =
-          `GET / failed (${evolution.error}) but the API answers: Evolution may not reach the internet`;
-        delete evolution.error;
-      }
-    }
-  }
-  const evolutionDown = evolution.status === "unhealthy";
-  const main: ServerListing = {
-    client: deps.evolution,
-    url: deps.evolution.baseUrl,
-    serverUrl: null,
-    instances,
-    error: evolution.error ?? null,
-  };
-  // Tenants migrated to another server (whatsapp-ops migrate): one listing per such server, with its key from Vault.
-  const others = await listOtherServers(deps, tenants, settings.concurrency);
-  fetchInstancesCalls += others.calls;
-  const checked = await checkTenants(tenants, (t) => others.byTenant.get(t.slug) ?? main, {
+  // ONE listing per server of the fleet for every tenant on it (the seed asks once per tenant); a server that is
+  // down makes only its own tenants unreachable and raises its own evolution_down
+  const fleet = await checkFleet(deps, tenants, { concurrency: settings.concurrency, defaultHealth: defaultInfo });
+  const evolution = fleet.defaultHealth;
+  const listingBySlug = new Map(tenants.map((t) => [t.slug, fleet.listingOf(t)]));
+  const checked = await checkTenants(tenants, (t) => fleet.listingOf(t), {
     prefix: deps.config.instancePrefix,
     now: at,
     policy,
@@ -347,7 +225,7 @@ export async function runHealthCheck(
   // opt-in: restart dead sockets, reconnect transient closes (budgeted, audited); what it did is in the report
   const healed = settings.self_heal
     ? await selfHeal(deps, checked.results, {
-      clientOf: (slug) => (others.byTenant.get(slug) ?? main).client,
+      clientOf: (slug) => listingBySlug.get(slug)!.client,
       runId: ctx.runId,
       budget: Math.max(0, policy.budget - checked.calls.connectionState - checked.calls.socketProbe),
     })
@@ -371,20 +249,9 @@ export async function runHealthCheck(
   const platformKinds: PlatformAlertKind[] = ["evolution_down", "missed_run"];
   // the checks every full run makes; supabase_down joins them only while SUPABASE_URL is set
   const configuredKinds: PlatformAlertKind[] = ["evolution_down", "database_down", "missed_run", "mass_disconnect"];
-  if (evolutionDown) {
-    candidates.push({
-      fingerprint: "evolution_down",
-      kind: "evolution_down",
-      severity: "critical",
-      summary: "Evolution API is down",
-      labels: { service: "evolution" },
-      details: {
-        text:
-          `Evolution API at ${deps.config.evolution.url} is not answering: ${evolution.error}. Per-tenant alerts are silenced until it is back.`,
-        error: evolution.error,
-      },
-    });
-  }
+  // one evolution_down per server that is down (`evolution_down` for the default one): it silences that server's
+  // tenants' alerts only
+  candidates.push(...fleet.candidates);
   if (supabase.status !== "skipped") {
     platformKinds.push("supabase_down");
     configuredKinds.push("supabase_down");
@@ -402,8 +269,10 @@ export async function runHealthCheck(
   const alerts = await evaluateAlerts(sql, { runId: ctx.runId, at, candidates: fullRun ? candidates : [] }, {
     platformKinds: fullRun ? platformKinds : [],
     configuredKinds: fullRun ? configuredKinds : undefined,
-    tenantsEvaluated: !evolutionDown,
-    massDetection: fullRun && !evolutionDown,
+    // the tenants of a server that is down are unreachable, which the rules never count either way: the others are
+    // judged, whichever server is down
+    tenantsEvaluated: true,
+    massDetection: fullRun,
     fullRun,
     channels: channels.map((c) => c.name),
   });
@@ -424,6 +293,7 @@ export async function runHealthCheck(
       overall_status: status,
       scope: scope ? { tenants: scope.length } : "all",
       services,
+      servers: fleet.servers,
       tenants: {
         checked: summary.checked,
         healthy: summary.healthy,
@@ -439,8 +309,8 @@ export async function runHealthCheck(
       issues: summary.issues,
       issueCount: summary.issueCount,
       evolutionCalls: {
-        serverInfo: 1,
-        fetchInstances: fetchInstancesCalls,
+        serverInfo: fleet.calls.serverInfo,
+        fetchInstances: fleet.calls.fetchInstances,
         connectionState: checked.calls.connectionState,
         socketProbe: checked.calls.socketProbe,
         selfHeal: healed?.calls ?? 0,
@@ -476,7 +346,12 @@ export const healthCheck: JobDefinition<typeof HealthCheckInput> = {
     if (!t) return "";
     return `${t.checked} tenant(s): ${t.healthy} healthy, ${t.degraded} degraded, ${t.unhealthy} unhealthy; ` +
       `Evolution ${s?.evolution_api?.status ?? "?"}; ${typeof a?.firing === "number" ? a.firing : 0} alert(s) ` +
-      `firing; ${calls?.fetchInstances ?? 0} fetchInstances call`;
+      `firing; ${calls?.fetchInstances ?? 0} fetchInstances call` +
+      (Array.isArray(r.servers) && r.servers.length > 1
+        ? `; ${r.servers.length} servers, ${
+          r.servers.filter((x: { state: string }) => x.state === "unhealthy").length
+        } down`
+        : "");
   },
   leaseSeconds: 240,
   onDatabaseUnavailable,

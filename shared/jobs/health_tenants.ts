@@ -30,7 +30,12 @@ export interface TenantRow {
   integration_id: string | null;
   integration_active: boolean | null;
   instance_name: string | null;
-  /** Set after `whatsapp-ops migrate`: the tenant's own Evolution server and its key's Vault secret id. */
+  /** The registry server the tenant is linked to (`maintenance.tenant_servers`); null: no link. */
+  server_name?: string | null;
+  /**
+   * The legacy config keys of a migrate by an older deploy (the tenant's server and its key's Vault secret id): read
+   * only when the tenant has no link.
+   */
   evolution_api_url: string | null;
   evolution_key_id: string | null;
   /** The last in-memory state read (connectionState), and when. */

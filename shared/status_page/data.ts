@@ -1,8 +1,9 @@
 /**
  * @module
  * What the status page shows, read from Postgres with one statement per section (summary, tenants with their
- * availability bars, open alerts, jobs); every aggregate is computed in SQL (`maintenance.status_page_summary`,
- * `maintenance.status_page_tenants`, `maintenance.dashboard_open_alerts`, `maintenance.job_health`).
+ * availability bars, open alerts, jobs, Evolution servers); every aggregate is computed in SQL
+ * (`maintenance.status_page_summary`, `maintenance.status_page_tenants`, `maintenance.dashboard_open_alerts`,
+ * `maintenance.job_health`, `maintenance.dashboard_servers`).
  */
 import type { Sql } from "../db.ts";
 
@@ -100,6 +101,25 @@ export interface JobRow {
   missed_alert: string | null;
 }
 
+/** One Evolution server of the fleet (`maintenance.dashboard_servers`). */
+export interface ServerRow {
+  name: string;
+  url: string;
+  is_default: boolean;
+  enabled: boolean;
+  draining: boolean;
+  /** Tenants placed on it (the registry's count). */
+  tenants: number;
+  /** What the last full health-check run saw: healthy, degraded, unhealthy, skipped; `unknown` / `disabled` else. */
+  state: string;
+  version: string | null;
+  latency_ms: number | null;
+  error: string | null;
+  checked_at: Date | null;
+  tenants_not_healthy: number;
+  down_alert: string | null;
+}
+
 /** Everything one page shows. */
 export interface StatusData {
   summary: Summary;
@@ -108,7 +128,12 @@ export interface StatusData {
   alerts: AlertRow[];
   alertTotal: number;
   jobs: JobRow[];
+  /** The fleet's servers, the default one first (at most {@link SERVER_LIMIT}). */
+  servers: ServerRow[];
 }
+
+/** How many servers one page lists (a fleet holds tens of them). */
+export const SERVER_LIMIT = 200;
 
 /** Bars per window: 24 h in 96 buckets of 15 min, 7 days in 168 buckets of 1 h (as the SQL computes them). */
 export const BAR_BUCKETS = { "24h": 96, "7d": 168 } as const;
@@ -116,7 +141,7 @@ export const BAR_BUCKETS = { "24h": 96, "7d": 168 } as const;
 /** How many tenants one page lists: `?limit=` defaults to 200 and may go up to 2000. */
 export const TENANT_LIMIT = { default: 200, max: 2000 } as const;
 
-/** Reads the four sections (four statements, run concurrently; none of them per tenant). */
+/** Reads the five sections (five statements, run concurrently; none of them per tenant). */
 export async function loadStatus(
   sql: Sql,
   options: { asOf: Date; limit: number; search?: string; alertLimit?: number },
@@ -124,7 +149,7 @@ export async function loadStatus(
   const search = options.search?.trim() || null;
   const pattern = search === null ? null : `%${search.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
   const alertLimit = options.alertLimit ?? 100;
-  const [[summaryRow], tenants, alerts, jobs] = await Promise.all([
+  const [[summaryRow], tenants, alerts, jobs, servers] = await Promise.all([
     sql<{ summary: Summary }[]>`select maintenance.status_page_summary(${options.asOf}) as summary`,
     sql<TenantRow[]>`select * from maintenance.status_page_tenants(${options.asOf}, ${options.limit}, ${search})`,
     sql<AlertRow[]>`
@@ -135,6 +160,10 @@ export async function loadStatus(
       order by case a.severity when 'critical' then 0 else 1 end, (a.scope = 'tenant'), a.started_at desc, a.alert_id
       limit ${alertLimit}`,
     sql<JobRow[]>`select * from maintenance.job_health(${options.asOf})`,
+    sql<ServerRow[]>`
+      select name, url, is_default, enabled, draining, tenants, state, version, latency_ms, error, checked_at,
+        tenants_not_healthy, down_alert
+      from maintenance.dashboard_servers limit ${SERVER_LIMIT}`,
   ]);
   return {
     summary: summaryRow.summary,
@@ -143,5 +172,6 @@ export async function loadStatus(
     alerts,
     alertTotal: alerts.length ? Number(alerts[0].total) : 0,
     jobs,
+    servers,
   };
 }

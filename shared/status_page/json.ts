@@ -6,7 +6,17 @@
  * that removes or renames a key, or changes a type, bumps {@link STATUS_JSON_VERSION}; new keys may be added within a
  * version.
  */
-import type { AlertRow, JobRow, Overall, Segment, ServiceHealth, StatusData, Summary, TenantRow } from "./data.ts";
+import type {
+  AlertRow,
+  JobRow,
+  Overall,
+  Segment,
+  ServerRow,
+  ServiceHealth,
+  StatusData,
+  Summary,
+  TenantRow,
+} from "./data.ts";
 import { BAR_BUCKETS } from "./data.ts";
 import { jobBadge, SERVICES } from "./render.ts";
 
@@ -90,6 +100,23 @@ export interface StatusJsonJob {
   missedAlert: string | null;
 }
 
+/** One Evolution server of the fleet (added within version 1). */
+export interface StatusJsonServer {
+  name: string;
+  url: string;
+  isDefault: boolean;
+  enabled: boolean;
+  draining: boolean;
+  tenants: number;
+  state: string;
+  version: string | null;
+  latencyMs: number | null;
+  error: string | null;
+  checkedAt: string | null;
+  tenantsNotHealthy: number;
+  downAlert: string | null;
+}
+
 /** The last health-check run. */
 export interface StatusJsonLastCheck {
   runId: string;
@@ -122,6 +149,7 @@ export interface StatusJson {
   alertTotal: number;
   alerts: StatusJsonAlert[];
   jobs: StatusJsonJob[];
+  servers: StatusJsonServer[];
 }
 
 /** A timestamp (Date, or text from Postgres JSON) as ISO 8601 UTC; `null` when absent or unreadable. */
@@ -226,6 +254,24 @@ function job(j: JobRow): StatusJsonJob {
   };
 }
 
+function server(s: ServerRow): StatusJsonServer {
+  return {
+    name: s.name,
+    url: s.url,
+    isDefault: s.is_default,
+    enabled: s.enabled,
+    draining: s.draining,
+    tenants: Number(s.tenants),
+    state: s.state,
+    version: s.version,
+    latencyMs: numberOrNull(s.latency_ms),
+    error: s.error,
+    checkedAt: isoTime(s.checked_at),
+    tenantsNotHealthy: Number(s.tenants_not_healthy),
+    downAlert: s.down_alert,
+  };
+}
+
 /** Builds the JSON answer from what `loadStatus` read. */
 export function statusJson(data: StatusData, opts: { asOf: Date; limit: number; search?: string }): StatusJson {
   const s = data.summary;
@@ -271,5 +317,6 @@ export function statusJson(data: StatusData, opts: { asOf: Date; limit: number; 
     alertTotal: data.alertTotal,
     alerts: data.alerts.map(alert),
     jobs: data.jobs.map(job),
+    servers: (data.servers ?? []).map(server),
   };
 }

@@ -11,6 +11,7 @@ import {
   BAR_BUCKETS,
   type JobRow,
   type Segment,
+  type ServerRow,
   type ServiceHealth,
   type StatusData,
   type TenantRow,
@@ -151,6 +152,53 @@ function servicesSection(data: StatusData): Html {
     <h2>Services</h2>
     <div class="cards">${cards}</div>
     <p class="meta" id="last-check">${last}</p>
+  `;
+}
+
+/** A server's detail line: version, latency, error (or why it was not asked). */
+export function serverDetail(s: ServerRow): string {
+  return [
+    s.version ? `v${s.version}` : null,
+    s.latency_ms !== null ? `${s.latency_ms} ms` : null,
+    s.draining ? "draining" : null,
+    s.error,
+  ].filter(Boolean).join(" · ") || "–";
+}
+
+function serversSection(data: StatusData): Html | "" {
+  const servers = data.servers ?? [];
+  if (!servers.length) return "";
+  const rows = servers.map((s) =>
+    html`
+      <tr class="server" data-server="${s.name}" data-state="${s.state}">
+        <td>${s.name}${s.is_default
+          ? html`
+            <span class="muted">(default)</span>
+          `
+          : ""}</td>
+        <td>${badge(s.state)}</td>
+        <td>${s.tenants}</td>
+        <td>${s.tenants_not_healthy}</td>
+        <td class="wrap">${serverDetail(s)}</td>
+        <td>${s.down_alert ?? "–"}</td>
+      </tr>
+    `
+  );
+  return html`
+    <h2>Evolution servers (${servers.length})</h2>
+    <table id="servers">
+      <thead>
+        <tr>
+          <th>Server</th>
+          <th>State</th>
+          <th>Tenants</th>
+          <th>Not healthy</th>
+          <th>Version · latency · error</th>
+          <th>Alert</th>
+        </tr>
+      </thead>
+      <tbody>${rows}</tbody>
+    </table>
   `;
 }
 
@@ -328,7 +376,10 @@ export function renderPage(
     <section class="overall overall-${s.overall}" id="overall" data-overall="${s.overall}">${OVERALL_TEXT[s.overall] ??
       s.overall}${reasons}</section>
     <p class="meta">As of ${formatTime(opts.asOf)} · refreshes every ${opts.refreshSeconds ?? 60} s</p>
-    ${countsSection(data)}${servicesSection(data)}${alertsSection(opts.asOf, data)}${tenantsSection(
+    ${countsSection(data)}${servicesSection(data)}${serversSection(data)}${alertsSection(
+      opts.asOf,
+      data,
+    )}${tenantsSection(
       opts.asOf,
       data,
       opts,

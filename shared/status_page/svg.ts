@@ -27,7 +27,16 @@ import {
   TENANT_LIMIT,
   type TenantRow,
 } from "./data.ts";
-import { formatDuration, formatTime, jobBadge, OVERALL_TEXT, percentText, serviceDetail, SERVICES } from "./render.ts";
+import {
+  formatDuration,
+  formatTime,
+  jobBadge,
+  OVERALL_TEXT,
+  percentText,
+  serverDetail,
+  serviceDetail,
+  SERVICES,
+} from "./render.ts";
 
 /** A fragment of escaped SVG markup. */
 export type Svg = HtmlEscapedString;
@@ -615,6 +624,33 @@ function services(y0: number, data: StatusData): Section {
   return { svg: svg`${h.svg}${cards}<g id="last-check">${last}</g>`, y };
 }
 
+function servers(y0: number, data: StatusData): Section {
+  const list = data.servers ?? [];
+  if (!list.length) return { svg: svg``, y: y0 - 20 };
+  const h = heading(y0, `Evolution servers (${list.length})`, "servers-heading");
+  const columns: Column[] = [
+    { label: "Server", width: 260 },
+    { label: "State", width: 120 },
+    { label: "Tenants", width: 100 },
+    { label: "Not healthy", width: 110 },
+    { label: "Version · latency · error", width: 500 },
+    { label: "Alert", width: 246 },
+  ];
+  const rows: Row[] = list.map((s) => ({
+    attrs: svg`class="server" data-server="${s.name}" data-state="${s.state}"`,
+    cells: [
+      [{ text: s.is_default ? `${s.name} (default)` : s.name, cls: "name" }],
+      badgeCell(s.state),
+      [{ text: String(s.tenants), size: 12.5 }],
+      [{ text: String(s.tenants_not_healthy), size: 12.5 }],
+      [{ text: serverDetail(s), size: 12.5, maxLines: 2 }],
+      [{ text: s.down_alert ?? "–", size: 12.5, maxLines: 2 }],
+    ],
+  }));
+  const t = table("servers", h.y, columns, rows);
+  return { svg: svg`${h.svg}${t.svg}`, y: h.y + t.height };
+}
+
 function alerts(y0: number, asOf: Date, data: StatusData): Section {
   const h = heading(y0, `Open alerts (${data.alertTotal})`, "alerts-heading");
   let y = h.y;
@@ -795,6 +831,7 @@ export function renderSvg(data: StatusData, opts: SvgOptions): string {
       (at: number) => muted(at + 8, `As of ${formatTime(opts.asOf)}`, "as-of"),
       (at: number) => counts(at + 8, data),
       (at: number) => services(at + 20, data),
+      (at: number) => servers(at + 20, data),
       (at: number) => alerts(at + 8, opts.asOf, data),
       (at: number) => tenants(at + 20, opts.asOf, data, opts),
       (at: number) => jobs(at + 20, opts.asOf, data),
