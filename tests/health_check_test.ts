@@ -9,6 +9,7 @@ import postgres from "postgres";
 import { createTenant, testDeps, testSql, uniqueSlug } from "./_helpers.ts";
 import { type Simulator, startSimulator } from "../dev/evolution_sim/app.ts";
 import { type Receivers, startReceivers } from "../dev/receivers.ts";
+import { resolveLeftoverPlatformAlerts } from "./health_fixture.ts";
 import { buildDeps, type Deps } from "../shared/deps.ts";
 import { healthCheck, runHealthCheck } from "../shared/jobs/health_check.ts";
 import { runJob } from "../shared/jobs/runner.ts";
@@ -28,6 +29,7 @@ interface Fixture {
 }
 
 async function fixture(extraEnv: Record<string, string> = {}): Promise<Fixture> {
+  await resolveLeftoverPlatformAlerts();
   const sim = await startSimulator({ port: 0 });
   const rx = await startReceivers();
   const deps = testDeps({

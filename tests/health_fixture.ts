@@ -28,6 +28,7 @@ export interface HealthFixture {
 }
 
 export async function healthFixture(options: SimulatorOptions = {}): Promise<HealthFixture> {
+  await resolveLeftoverPlatformAlerts();
   const sim = await startSimulator({ port: 0, timeScale: 0.05, ...options });
   const rx = await startReceivers();
   const env = {
@@ -77,4 +78,14 @@ export async function healthFixture(options: SimulatorOptions = {}): Promise<Hea
       await rx.close();
     },
   };
+}
+
+/**
+ * Platform alerts an earlier test file left firing (its Evolution gone, a 3 s `GET /` timeout on a loaded machine)
+ * inhibit this file's tenant alerts, and scoped runs never resolve them: each fixture starts without any.
+ */
+export async function resolveLeftoverPlatformAlerts() {
+  await testSql()`update maintenance.alerts set status = 'resolved', resolved_at = now(),
+    resolve_reason = 'left by an earlier test'
+    where status = 'firing' and scope = 'platform'`;
 }

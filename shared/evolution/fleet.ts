@@ -101,7 +101,8 @@ export interface ServerListing {
 }
 
 /**
- * One `fetchInstances` per server (`concurrency` at a time, default 2), each minus the prefixed instances an
+ * One `fetchInstances` per server (`concurrency` at a time, default 2), read as a stream (`listInstances`: only each
+ * row's summary is kept), each minus the prefixed instances an
  * audited delete of ours on that server is still removing (`maintenance.instances_being_removed_on`: a deleted
  * instance stays listed for seconds, or ~20 min while Evolution retries a failing remove.instance delivery).
  */
@@ -115,7 +116,7 @@ export async function listFleet(
     let error = server.error;
     if (server.client) {
       try {
-        instances = (await server.client.fetchInstances()).map((i) => ({ name: i.name, state: i.state }));
+        instances = (await server.client.listInstances()).map((i) => ({ name: i.name, state: i.state }));
       } catch (e) {
         error = `Cannot list Evolution instances on server '${server.name}': ${describeError(e)}`;
       }
