@@ -498,6 +498,27 @@ Deno.test("fix creates a missing instance on the tenant's server, or places a te
       assert.equal(again.json.connection.evidence.evolutionUrl, c.url, "later actions use its server");
     });
 
+    await t.step(
+      "a tenant linked to a disabled server: fix creates nothing anywhere and says how to go on",
+      async () => {
+        const tenant = await createTenant({ prefix: "fix-off" });
+        slugs.push(tenant.slug);
+        const name = `revalya-${tenant.slug}`;
+        await sql()`select * from maintenance.link_tenant_server(${tenant.tenantId}, ${c.url}, null, null, 'operator')`;
+        await sql()`update maintenance.evolution_servers set enabled = false where name = ${cName}`;
+        try {
+          const r = await opsCall(app, f, "fix", { slug: tenant.slug, apply: true });
+          const step = r.json.steps?.find((s: { step: string }) => s.step === "create_instance");
+          assert.ok(step, r.text);
+          assert.match(step.error, /is disabled: enable it .*servers enable .* or move the tenant/);
+          assert.ok(![f.sim, b, c].some((s) => liveNames(s).includes(name)), "no instance on any server");
+          assert.equal((await linkOf(tenant.slug))?.name, cName, "the link is unchanged");
+        } finally {
+          await sql()`update maintenance.evolution_servers set enabled = true where name = ${cName}`;
+        }
+      },
+    );
+
     await t.step("no server takes new tenants: fix creates nothing and says why", async () => {
       const tenant = await createTenant({ prefix: "fix-none" });
       slugs.push(tenant.slug);

@@ -159,14 +159,16 @@ export interface LinkedServer {
   name: string;
   url: string;
   isDefault: boolean;
+  /** A disabled server is not asked by the jobs, and nothing new is created on it. */
+  enabled: boolean;
   /** Never returned by a route or written anywhere: only for {@link serverClient}. */
   key: string | null;
 }
 
 /** The server a tenant is linked to (`maintenance.tenant_servers`), or null when it has no link. */
 export async function linkedServer(sql: Queryable, tenantId: string): Promise<LinkedServer | null> {
-  const [row] = await sql<{ id: string; name: string; base_url: string; key: string | null }[]>`
-    select s.id, s.name, s.base_url,
+  const [row] = await sql<{ id: string; name: string; base_url: string; enabled: boolean; key: string | null }[]>`
+    select s.id, s.name, s.base_url, s.enabled,
       case when s.key_secret_id is null then null else maintenance.evolution_key(s.key_secret_id) end as key
     from maintenance.tenant_servers ts join maintenance.evolution_servers s on s.id = ts.server_id
     where ts.tenant_id = ${tenantId}`;
@@ -176,12 +178,16 @@ export async function linkedServer(sql: Queryable, tenantId: string): Promise<Li
     name: row.name,
     url: row.base_url,
     isDefault: row.name === DEFAULT_SERVER,
+    enabled: row.enabled,
     key: row.key,
   };
 }
 
 /** The Evolution client of a server: the default one's is `deps.evolution`; another's uses its key from Vault. */
-export function serverClient(deps: Pick<Deps, "evolution">, server: LinkedServer): EvolutionClient {
+export function serverClient(
+  deps: Pick<Deps, "evolution">,
+  server: Omit<LinkedServer, "enabled">,
+): EvolutionClient {
   if (server.isDefault || server.url === deps.evolution.baseUrl) return deps.evolution;
   if (!server.key) {
     throw new ConflictError(

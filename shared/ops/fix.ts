@@ -27,6 +27,7 @@ import {
   type TenantView,
 } from "./tenants.ts";
 import { createWhenFree, DEAD_SOCKET_ADVICE, restartDeadSocket, socketHealed } from "../evolution/lifecycle.ts";
+import { linkedServer } from "../evolution/servers.ts";
 
 /** The tenant's remediation budget, as `maintenance.remediation_budget` computes it. */
 export interface Budget {
@@ -179,6 +180,13 @@ async function runFixStep(
       // create: should the create fail, the next fix creates it on that same server, never on a second one.
       let placed: NewPlacement | null = null;
       await op.run(step, async () => {
+        const linked = await linkedServer(sql, ctx.tenant.id);
+        if (linked && !linked.enabled) {
+          throw new ConflictError(
+            `Cannot create the instance of '${slug}' on Evolution server '${linked.name}' as that server is ` +
+              `disabled: enable it (npm run ops -- servers enable ${linked.name}) or move the tenant (migrate)`,
+          );
+        }
         placed = await placeNewInstance(deps, ctx.tenant);
         await placed?.commit();
         return await createWhenFree(placed?.client ?? ctx.evolution, slug, ctx.name);
