@@ -289,6 +289,24 @@ Deno.test("a logged-out tenant's alert reaches the application webhook: alert.fi
   }
 });
 
+Deno.test("sendDirect() (the database is down) retries a 5xx with the same webhook-id and body", async () => {
+  const r = await startReceivers({ appWebhookSecret: APP_WEBHOOK_TEST_SECRET });
+  try {
+    const notify = createNotifier(testConfig(envFor([r.appWebhookUrl])), {}); // no database
+    const marker = crypto.randomUUID().slice(0, 8);
+    r.control.failNext("webhook", 1, { status: 502 });
+    const [result] = await notify.sendDirect!({ severity: "critical", title: marker, text: "database down" });
+    assert.equal(result.ok, true);
+    const got = mine(r, marker);
+    assert.deepEqual(got.map((x) => x.status), [502, 200]);
+    assert.equal(got[0].headers["webhook-id"], got[1].headers["webhook-id"]);
+    assert.match(got[1].headers["webhook-id"], /^message:[0-9a-f-]{36}$/);
+    assert.equal(got[0].body.timestamp, got[1].body.timestamp);
+  } finally {
+    await r.close();
+  }
+});
+
 Deno.test("alert_fix_command() names the repair for the kinds that have one and quotes an odd slug for the shell", async () => {
   const rows = await testSql()<{ kind: string; cmd: string | null }[]>`
     select k as kind, maintenance.alert_fix_command(k, s) as cmd

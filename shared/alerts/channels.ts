@@ -304,6 +304,8 @@ export function webhookChannel(url: string, secret: string, options: HttpChannel
   const signer = new Webhook(secret);
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const name = webhookChannelName(url);
+  // a direct send is retried in process with the same message: it keeps the id (and the body) of its first attempt
+  const direct = new WeakMap<Notification, OutboxEvent>();
   const deliverEvent = async (event: OutboxEvent) => {
     const body = JSON.stringify(webhookBody(event));
     const at = new Date();
@@ -320,7 +322,10 @@ export function webhookChannel(url: string, secret: string, options: HttpChannel
     name,
     timeoutMs,
     deliverEvent,
-    deliver: (message) => deliverEvent(directEvent(message)),
+    deliver(message) {
+      if (!direct.has(message)) direct.set(message, directEvent(message));
+      return deliverEvent(direct.get(message)!);
+    },
   };
 }
 
