@@ -3,14 +3,20 @@
  * Local stand-ins for the notification receivers, for tests and the dev stack: a Slack incoming webhook that
  * answers like Slack (200 `ok`; `invalid_payload` 400 without text/blocks; told to fail: 500 `rollup_error`, or 429
  * with Retry-After, or any status) and an HTTP email API (Resend-style `POST {from,to,subject,text}` with a Bearer
- * key). Both record every request; either can be told to fail the next N requests, or to answer slowly.
+ * key), and an application webhook endpoint (`POST /app/<anything>`) that verifies each delivery's Standard Webhooks
+ * signature with the `standardwebhooks` library's own `Webhook.verify` (401 when it fails: bad signature, tampered
+ * body, timestamp outside its 5-minute tolerance) and dedupes on `webhook-id` as a receiver should (a second delivery
+ * of an id is answered 200 and recorded `duplicate`). All record every request; each can be told to fail the next N
+ * requests, or to answer slowly.
  *
- *   in process: const r = await startReceivers(); r.slackUrl, r.emailUrl, r.control.failNext("slack", 2)
+ *   in process: const r = await startReceivers(); r.slackUrl, r.emailUrl, r.appWebhookUrl, r.control.failNext("slack", 2)
  *   standalone: RECEIVERS_PORT=8090 deno run -A dev/receivers.ts   (control: POST /_control/<method> [args])
  */
 
+import { Webhook } from "standardwebhooks";
+
 /** A receiver channel. */
-export type ReceiverChannel = "slack" | "email";
+export type ReceiverChannel = "slack" | "email" | "webhook";
 
 /** One request a receiver got, with what it answered. */
 export interface Received {
@@ -19,6 +25,12 @@ export interface Received {
   body: Record<string, unknown>;
   headers: Record<string, string>;
   status: number;
+  /** The application webhook: the body as it came (the signed bytes). */
+  raw?: string;
+  /** The application webhook: the id was delivered before (answered 200, not processed again). */
+  duplicate?: boolean;
+  /** The application webhook: why `Webhook.verify` refused it. */
+  verifyError?: string;
 }
 
 /** How to fail: an HTTP status (default 500), or `reset` to drop the connection. */
@@ -47,6 +59,9 @@ export interface Receivers {
   slackUrl: string;
   emailUrl: string;
   emailApiKey: string;
+  /** The application webhook endpoint, and the `whsec_…` secret it verifies signatures with. */
+  appWebhookUrl: string;
+  appWebhookSecret: string;
   control: ReceiverControl;
   close(): Promise<void>;
 }
@@ -60,17 +75,26 @@ const SLACK_ERRORS: Record<number, string> = {
   500: "rollup_error",
 };
 
-/** Starts both receivers on one port (0 = any). */
+/** A Standard Webhooks secret for the local receiver: `whsec_` and 32 random bytes in base64. */
+export function newWebhookSecret(): string {
+  return `whsec_${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))}`;
+}
+
+/** Starts the receivers on one port (0 = any). */
 export function startReceivers(
-  options: { port?: number; emailApiKey?: string } = {},
+  options: { port?: number; emailApiKey?: string; appWebhookSecret?: string } = {},
 ): Promise<Receivers> {
   const emailApiKey = options.emailApiKey ?? "re_test_key";
+  const appWebhookSecret = options.appWebhookSecret ?? newWebhookSecret();
+  const verifier = new Webhook(appWebhookSecret);
+  const seen = new Set<string>();
   const log: Received[] = [];
   const failing: Record<ReceiverChannel, { count: number; options: FailOptions }> = {
     slack: { count: 0, options: {} },
     email: { count: 0, options: {} },
+    webhook: { count: 0, options: {} },
   };
-  const delays: Record<ReceiverChannel, number> = { slack: 0, email: 0 };
+  const delays: Record<ReceiverChannel, number> = { slack: 0, email: 0, webhook: 0 };
   const control: ReceiverControl = {
     failNext(channel, count, opts = {}) {
       failing[channel] = { count, options: opts };
@@ -84,8 +108,11 @@ export function startReceivers(
       log.length = 0;
       failing.slack = { count: 0, options: {} };
       failing.email = { count: 0, options: {} };
+      failing.webhook = { count: 0, options: {} };
       delays.slack = 0;
       delays.email = 0;
+      delays.webhook = 0;
+      seen.clear();
     },
   };
 
@@ -107,6 +134,8 @@ export function startReceivers(
       ? "slack"
       : url.pathname === "/email/send"
       ? "email"
+      : url.pathname.startsWith("/app/")
+      ? "webhook"
       : null;
     if (!channel || req.method !== "POST") return new Response("not found", { status: 404 });
     const raw = await req.text();
@@ -114,13 +143,14 @@ export function startReceivers(
     try {
       body = JSON.parse(raw);
     } catch { /* left empty: answered as invalid below */ }
-    const record = (status: number) =>
+    const record = (status: number, extra: Partial<Received> = {}) =>
       log.push({
         channel,
         at: new Date().toISOString(),
         body,
         headers: Object.fromEntries(req.headers.entries()),
         status,
+        ...extra,
       });
     if (delays[channel] > 0) await new Promise((r) => setTimeout(r, delays[channel]));
     const f = failing[channel];
@@ -130,12 +160,26 @@ export function startReceivers(
       record(status);
       const headers: Record<string, string> = {};
       if (f.options.retryAfterSeconds !== undefined) headers["retry-after"] = String(f.options.retryAfterSeconds);
-      return channel === "slack"
+      return channel !== "email"
         ? new Response(SLACK_ERRORS[status] ?? "internal_error", { status, headers })
         : Response.json({ statusCode: status, name: "internal_server_error", message: "failing on purpose" }, {
           status,
           headers,
         });
+    }
+    if (channel === "webhook") {
+      // the library's verifier on the raw body and the three headers, as an application would run it
+      try {
+        verifier.verify(raw, Object.fromEntries(req.headers.entries()));
+      } catch (error) {
+        record(401, { raw, verifyError: (error as Error).message });
+        return Response.json({ error: "invalid signature" }, { status: 401 });
+      }
+      const id = req.headers.get("webhook-id")!;
+      const duplicate = seen.has(id);
+      seen.add(id);
+      record(200, duplicate ? { raw, duplicate } : { raw });
+      return Response.json({ ok: true, duplicate });
     }
     if (channel === "slack") {
       if (typeof body.text !== "string" && !Array.isArray(body.blocks)) {
@@ -168,6 +212,8 @@ export function startReceivers(
     slackUrl: `${url}/slack/services/T0000/B0000/local`,
     emailUrl: `${url}/email/send`,
     emailApiKey,
+    appWebhookUrl: `${url}/app/hooks/canais`,
+    appWebhookSecret,
     control,
     close: () => server.shutdown(),
   });
@@ -175,5 +221,11 @@ export function startReceivers(
 
 if (import.meta.main) {
   const r = await startReceivers({ port: Number(Deno.env.get("RECEIVERS_PORT") ?? "8090") });
-  console.log(JSON.stringify({ slackUrl: r.slackUrl, emailUrl: r.emailUrl, emailApiKey: r.emailApiKey }));
+  console.log(JSON.stringify({
+    slackUrl: r.slackUrl,
+    emailUrl: r.emailUrl,
+    emailApiKey: r.emailApiKey,
+    appWebhookUrl: r.appWebhookUrl,
+    appWebhookSecret: r.appWebhookSecret,
+  }));
 }

@@ -60,6 +60,11 @@ export const Env = z.object({
   EMAIL_API_KEY: optionalString,
   STATUS_PAGE_TOKEN: optionalString,
   ALERT_LOG: z.enum(["true", "false", "1", "0"]).optional(),
+  APP_WEBHOOK_URLS: z.string().transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))
+    .pipe(z.array(url).max(10)).optional(),
+  APP_WEBHOOK_SECRET: z.string().trim().regex(/^whsec_[A-Za-z0-9+/]{32,}={0,2}$/, {
+    error: "expected whsec_ followed by at least 24 random bytes in base64",
+  }).optional(),
 });
 export type Env = z.infer<typeof Env>;
 
@@ -88,6 +93,11 @@ export interface Config {
   statusPageToken?: string;
   /** Whether alerts are also written to the function log (default true; `ALERT_LOG=false` turns it off). */
   alertLog?: boolean;
+  /**
+   * The application's webhook endpoints (`APP_WEBHOOK_URLS`, comma-separated) and the Standard Webhooks secret that
+   * signs every delivery to them (`APP_WEBHOOK_SECRET`, `whsec_…`); absent unless both are set.
+   */
+  appWebhooks?: { urls: string[]; secret: string };
 }
 
 /** Names under which the singular and the legacy key join the set of accepted secret keys. */
@@ -134,6 +144,11 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
   if (e.ALERT_EMAIL_TO && !e.EMAIL_API_URL) {
     throw new ConfigError("Cannot start as ALERT_EMAIL_TO is set without EMAIL_API_URL", ["EMAIL_API_URL"]);
   }
+  if (e.APP_WEBHOOK_URLS?.length && !e.APP_WEBHOOK_SECRET) {
+    throw new ConfigError("Cannot start as APP_WEBHOOK_URLS is set without APP_WEBHOOK_SECRET", [
+      "APP_WEBHOOK_SECRET",
+    ]);
+  }
   return {
     dbUrl: e.SUPABASE_DB_URL,
     secretKeys,
@@ -160,5 +175,8 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
       : undefined,
     statusPageToken: e.STATUS_PAGE_TOKEN,
     alertLog: e.ALERT_LOG !== "false" && e.ALERT_LOG !== "0",
+    appWebhooks: e.APP_WEBHOOK_URLS?.length && e.APP_WEBHOOK_SECRET
+      ? { urls: e.APP_WEBHOOK_URLS, secret: e.APP_WEBHOOK_SECRET }
+      : undefined,
   };
 }

@@ -14,8 +14,21 @@
  * `@here` or channel name in them is not turned into a mention or a link either. Email text is escaped the same way,
  * so a mail rendered as HTML, or forwarded into Slack, cannot inject markup or a mention. Our own formatting
  * (`*bold*` field names, line breaks, the severity icon) is not made of those characters and survives.
+ *
+ * The application webhook channel (issue 19): every alert notification (firing, reminder, resolved), every job result and
+ * every other notification, POSTed as JSON to each URL of `APP_WEBHOOK_URLS` and signed per the Standard Webhooks
+ * specification with the `standardwebhooks` library (`webhook-id`, `webhook-timestamp`, `webhook-signature`: `v1,`
+ * HMAC-SHA256 of `id.timestamp.body` under the `whsec_…` secret of `APP_WEBHOOK_SECRET`).
+ *
+ * Each endpoint is a channel of its own in the outbox (`webhook:<8 hex digits, a hash of the URL>`), so each has
+ * its own rows, retries, backoff and claims: an endpoint that is down delays only itself, and never makes another
+ * one receive a delivery twice. The `webhook-id` is the outbox row's dedupe key (`alert:42:firing`, `job:<run id>`,
+ * `message:…`): the same for every attempt of the same event, after a crash too, so the receiver dedupes on it.
+ * The body is built from the stored row alone (its payload and its `created_at`), so every attempt sends the same
+ * bytes; only `webhook-timestamp` (the attempt's time, as the specification asks) and the signature change.
  */
 import pRetry from "p-retry";
+import { Webhook } from "standardwebhooks";
 import type { Config } from "../config.ts";
 
 /** A message to the operators. `dedupeKey`: the same key is delivered at most once per channel. */
@@ -28,7 +41,7 @@ export interface Notification {
 }
 
 /** Names of the channels, as stored in `maintenance.notification_outbox.channel`. */
-export type ChannelName = "slack" | "email" | "log";
+export type ChannelName = "slack" | "email" | "log" | `webhook:${string}`;
 
 /**
  * A channel: delivers one notification or throws a {@link DeliveryError}. `timeoutMs`: the longest one `deliver()`
@@ -38,6 +51,11 @@ export interface Channel {
   name: ChannelName;
   timeoutMs?: number;
   deliver(message: Notification): Promise<void>;
+  /**
+   * Delivers one outbox row as it is stored (its dedupe key, kind, time and payload), for a channel that needs more
+   * than the {@link Notification} (the application webhook); the outbox calls it instead of `deliver` when present.
+   */
+  deliverEvent?(event: OutboxEvent): Promise<void>;
 }
 
 /** Options of the HTTP channels. */
@@ -100,14 +118,16 @@ async function post(
     res = await fetch(url, {
       method: "POST",
       headers: { "content-type": "application/json", ...options.headers },
-      body: JSON.stringify(body),
+      body: typeof body === "string" ? body : JSON.stringify(body),
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (error) {
     const timeout = (error as Error)?.name === "TimeoutError";
     throw new DeliveryError(
       `Cannot deliver to ${channel} as ${
-        timeout ? `it did not answer within ${timeoutMs} ms` : `it is unreachable: ${(error as Error)?.message}`
+        timeout
+          ? `it did not answer within ${timeoutMs} ms`
+          : `it is unreachable: ${String((error as Error)?.message).replaceAll(url, "<url>")}`
       }`,
       { code: timeout ? "timeout" : "unreachable", retryable: true, cause: error },
     );
@@ -212,12 +232,131 @@ export function logChannel(): Channel {
   };
 }
 
-/** The channels the configuration enables: Slack and email when configured, the log unless `alertLog` is false. */
+/** One outbox row as a channel sees it. */
+export interface OutboxEvent {
+  /** The row's dedupe key: stable across attempts, the `webhook-id`. */
+  id: string;
+  kind: "firing" | "reminder" | "resolved" | "message" | "job";
+  /** When the row was queued: the body's `timestamp`. */
+  createdAt: Date;
+  payload: Record<string, unknown>;
+}
+
+/** The body of one delivery (Standard Webhooks' recommended `{type, timestamp, data}`). */
+export interface WebhookBody {
+  type: "alert.firing" | "alert.reminder" | "alert.resolved" | "job.completed" | "notification";
+  timestamp: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * The outbox channel name of an endpoint: `webhook:` and a 32-bit FNV-1a hash of the URL in hex (stable while
+ * the URL is; the URL itself, which may carry a token, is never stored).
+ */
+export function webhookChannelName(url: string): `webhook:${string}` {
+  return `webhook:${fnv1a(url)}`;
+}
+
+/** The body sent for one outbox row: alert events carry the alert, job rows the run, the rest the notification. */
+export function webhookBody(event: OutboxEvent): WebhookBody {
+  const timestamp = event.createdAt.toISOString();
+  const p = event.payload;
+  if (event.kind === "job") return { type: "job.completed", timestamp, data: p };
+  if (event.kind === "message") {
+    const { severity, title, text, fields } = p;
+    return { type: "notification", timestamp, data: { severity, title, text, fields: fields ?? {} } };
+  }
+  const fields = (p.fields ?? {}) as Record<string, unknown>;
+  // rows queued before 20261202008500 have no `alert` object: the same facts from the fields
+  const alert = (p.alert as Record<string, unknown> | undefined) ?? {
+    id: p.alertId ?? null,
+    fingerprint: fields.fingerprint ?? null,
+    kind: fields.alert ?? null,
+    tenant: fields.tenant ? { id: null, slug: fields.tenant } : null,
+    severity: fields.severity ?? null,
+    summary: String(p.title ?? "").replace(/^\[[^\]]*\]\s*/, ""),
+    fix: null,
+  };
+  return {
+    type: `alert.${event.kind}`,
+    timestamp,
+    data: { ...alert, status: event.kind === "resolved" ? "resolved" : "firing", text: p.text ?? null },
+  };
+}
+
+/** A stand-in row for a notification delivered without the outbox (the database is down). */
+function directEvent(message: Notification): OutboxEvent {
+  const { dedupeKey, ...payload } = message;
+  return {
+    id: `message:${dedupeKey ?? crypto.randomUUID()}`,
+    kind: "message",
+    createdAt: new Date(),
+    payload: payload as Record<string, unknown>,
+  };
+}
+
+/**
+ * The channel of one application endpoint. A 2xx is delivered; 408, 429 and 5xx (and no answer) are retried by the
+ * outbox with backoff; any other 4xx is permanent (the receiver refuses this event: a retry would be refused too),
+ * as for Slack and email.
+ */
+export function webhookChannel(url: string, secret: string, options: HttpChannelOptions = {}): Channel {
+  const signer = new Webhook(secret);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const name = webhookChannelName(url);
+  // a direct send is retried in process with the same message: it keeps the id (and the body) of its first attempt
+  const direct = new WeakMap<Notification, OutboxEvent>();
+  const deliverEvent = async (event: OutboxEvent) => {
+    const body = JSON.stringify(webhookBody(event));
+    const at = new Date();
+    await post(name, url, body, {
+      timeoutMs,
+      headers: {
+        "webhook-id": event.id,
+        "webhook-timestamp": String(Math.floor(at.getTime() / 1000)),
+        "webhook-signature": signer.sign(event.id, at, body),
+      },
+    });
+  };
+  return {
+    name,
+    timeoutMs,
+    deliverEvent,
+    deliver(message) {
+      if (!direct.has(message)) direct.set(message, directEvent(message));
+      return deliverEvent(direct.get(message)!);
+    },
+  };
+}
+
+/** The channels of `APP_WEBHOOK_URLS` (none when it is unset), one per distinct URL. */
+export function webhookChannels(appWebhooks: { urls: string[]; secret: string } | undefined): Channel[] {
+  if (!appWebhooks) return [];
+  return [...new Set(appWebhooks.urls)].map((url) => webhookChannel(url, appWebhooks.secret));
+}
+
+/** Whether a channel is an application endpoint (job results go to those only). */
+export function isWebhookChannel(name: string): boolean {
+  return name.startsWith("webhook:");
+}
+
+/** FNV-1a, 32 bits, as 8 hex digits: a stable short name, not a secret. */
+function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(text)) h = Math.imul(h ^ byte, 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, "0");
+}
+
+/**
+ * The channels the configuration enables: Slack and email when configured, the log unless `alertLog` is false, one
+ * application webhook per URL of `APP_WEBHOOK_URLS`.
+ */
 export function channelsFor(config: Config): Channel[] {
   const channels: Channel[] = [];
   if (config.slackWebhookUrl) channels.push(slackChannel(config.slackWebhookUrl));
   if (config.email) channels.push(emailChannel(config.email));
   if (config.alertLog !== false) channels.push(logChannel());
+  channels.push(...webhookChannels(config.appWebhooks));
   return channels;
 }
 
@@ -225,8 +364,14 @@ export function channelsFor(config: Config): Channel[] {
  * Delivers with a short in-process retry (p-retry: one retry after ~250 ms, only for retryable failures and a
  * Retry-After of at most 2 s); longer outages are left to the outbox's backoff across runs.
  */
-export async function deliverWithRetry(channel: Channel, message: Notification): Promise<void> {
-  await pRetry(() => channel.deliver(message), {
+export async function deliverWithRetry(channel: Channel, message: Notification | OutboxEvent): Promise<void> {
+  const attempt = () =>
+    "payload" in message
+      ? channel.deliverEvent ? channel.deliverEvent(message) : Promise.reject(
+        new TypeError(`Cannot deliver an outbox row to ${channel.name} as it takes notifications only`),
+      )
+      : channel.deliver(message);
+  await pRetry(attempt, {
     retries: RETRIES,
     minTimeout: RETRY_DELAY_MS,
     factor: 2,

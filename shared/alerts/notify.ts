@@ -7,8 +7,8 @@
 import type { Config } from "../config.ts";
 import type { Sql } from "../db.ts";
 import { errorMessage } from "../errors.ts";
-import { type Channel, channelsFor, deliverWithRetry, type Notification } from "./channels.ts";
-import { type DrainOptions, drainOutbox, type DrainResult, enqueue } from "./outbox.ts";
+import { type Channel, channelsFor, deliverWithRetry, isWebhookChannel, type Notification } from "./channels.ts";
+import { type DrainOptions, drainOutbox, type DrainResult, enqueue, enqueueJobResult } from "./outbox.ts";
 
 export type { Notification } from "./channels.ts";
 
@@ -22,6 +22,25 @@ export interface Notifier {
   sendDirect?(message: Notification): Promise<Array<{ channel: string; ok: boolean; error?: string }>>;
   /** The enabled channels. */
   channels?: Channel[];
+  /**
+   * Queues a job's result for the application webhooks (none: nothing) and delivers it; a webhook that is down is
+   * retried by later drains. Never throws.
+   */
+  jobResult?(result: JobResult): Promise<void>;
+}
+
+/** What the application webhooks hear of a finished run (`job.completed`): small, no report. */
+export interface JobResult {
+  job: string;
+  runId: string;
+  status: string;
+  summary: string;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  trigger: string;
+  dryRun: boolean;
+  error: string | null;
 }
 
 /** Builds the notifier from the configuration (Slack, email, log: each optional). */
@@ -37,9 +56,17 @@ export function createNotifier(config: Config, options: { sql?: Sql; channels?: 
         return { channel: c.name, ok: false, error: errorMessage(error) };
       }
     }));
+  const webhooks = channels.filter((c) => isWebhookChannel(c.name));
   return {
     channels,
     sendDirect,
+    async jobResult(result) {
+      if (!sql || !webhooks.length) return;
+      try {
+        const ids = await enqueueJobResult(sql, { ...result }, webhooks.map((c) => c.name));
+        if (ids.length) await drainOutbox(sql, webhooks, { ids });
+      } catch { /* a job result is told at best effort: the run itself is in job_runs */ }
+    },
     drain: (o) =>
       sql
         ? drainOutbox(sql, channels, o)

@@ -22,6 +22,7 @@ import {
   deliveryBoundMs,
   DeliveryError,
   type Notification,
+  type OutboxEvent,
 } from "./channels.ts";
 
 /** A stored notification payload (what the SQL side and `send()` queue). */
@@ -75,6 +76,22 @@ export function leaseMs(channel: Channel): number {
   return 2 * deliveryBoundMs(channel);
 }
 
+/**
+ * Queues a job's result (`kind` 'job', payload as given) on the given channels (the application webhooks), once per
+ * run and channel. Returns new row ids.
+ */
+export async function enqueueJobResult(
+  sql: Sql,
+  result: Record<string, unknown> & { runId: string },
+  channels: ChannelName[],
+): Promise<number[]> {
+  if (!channels.length) return [];
+  const rows = await sql<{ id: string }[]>`
+    select maintenance.enqueue_notification(${`job:${result.runId}`}, ${sql.json(result as never)},
+      ${channels}::text[], null, 'job') as id`;
+  return rows.map((r) => Number(r.id));
+}
+
 /** Queues a notification on each channel; the same dedupe key is queued once per channel. Returns new row ids. */
 export async function enqueue(
   sql: Sql,
@@ -100,7 +117,14 @@ export async function drainOutbox(sql: Sql, channels: Channel[], options: DrainO
   const limit = options.limit ?? 200;
   const ids = options.ids ?? null;
   const unique = [...new Map(channels.map((c) => [c.name, c])).values()];
-  type Row = { id: string; claim_token: string; payload: unknown };
+  type Row = {
+    id: string;
+    claim_token: string;
+    payload: Record<string, unknown>;
+    dedupe_key: string;
+    kind: OutboxEvent["kind"];
+    created_at: Date;
+  };
   await Promise.all(unique.map(async (channel) => {
     const lease = Math.ceil(leaseMs(channel));
     for (let n = 0; n < limit; n++) {
@@ -109,14 +133,19 @@ export async function drainOutbox(sql: Sql, channels: Channel[], options: DrainO
         return;
       }
       const [row] = await sql<Row[]>`
-        select id, claim_token, payload from maintenance.claim_notification(${channel.name},
+        select id, claim_token, payload, dedupe_key, kind, created_at from maintenance.claim_notification(${channel.name},
           ${lease}::integer * interval '1 millisecond', ${ids}::bigint[])`;
       if (!row) return;
       result.claimed++;
       const id = Number(row.id);
       let error: unknown = null;
       try {
-        await deliverWithRetry(channel, StoredNotification.parse(row.payload));
+        await deliverWithRetry(
+          channel,
+          channel.deliverEvent
+            ? { id: row.dedupe_key, kind: row.kind, createdAt: new Date(row.created_at), payload: row.payload }
+            : StoredNotification.parse(row.payload),
+        );
       } catch (e) {
         error = e;
       }

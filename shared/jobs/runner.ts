@@ -5,6 +5,7 @@
  * fault outside the job: the run is recorded `error` with the cause and the response still goes out.
  */
 import { z } from "zod";
+import type { JobResult } from "../alerts/notify.ts";
 import type { Deps } from "../deps.ts";
 import { errorMessage } from "../errors.ts";
 import { ensureDefaultServer } from "../evolution/servers.ts";
@@ -257,5 +258,33 @@ export async function runJob<S extends z.ZodObject>(
       response.report = { ...response.report, recordError: errorMessage(error) };
     });
   }
+  // 4. The application webhooks hear of the run (job.completed); nothing when none is configured. Never throws.
+  await deps.notify.jobResult?.(jobResult(job, response, { trigger, error: outcome.error })).catch(() => {});
   return response;
+}
+
+/** The small record of a finished run the application webhooks receive: no report, one summary line. */
+function jobResult(
+  job: JobDefinition<z.ZodObject>,
+  r: JobRunResponse,
+  options: { trigger: Trigger; error?: string },
+): JobResult {
+  let summary: string;
+  try {
+    summary = job.summarize(r.report);
+  } catch {
+    summary = r.status;
+  }
+  return {
+    job: r.job,
+    runId: r.runId,
+    status: r.status,
+    summary: summary.slice(0, 500),
+    startedAt: r.startedAt,
+    finishedAt: r.finishedAt,
+    durationMs: r.durationMs,
+    trigger: options.trigger,
+    dryRun: r.dryRun,
+    error: options.error?.slice(0, 500) ?? (r.status === "error" ? String(r.report.error ?? "").slice(0, 500) : null),
+  };
 }

@@ -12,6 +12,11 @@ import { webhookToken } from "../../shared/naming.ts";
 export const FAULT_SIM_KEY = "evo-reliability-fault-sim-key-1";
 /** The key of the migrate target simulator. */
 export const MIGRATE_TARGET_KEY = "evo-reliability-migrate-target-key-2";
+/**
+ * The Standard Webhooks secret tests/app_webhooks_test.ts signs every application webhook with (`APP_WEBHOOK_SECRET`):
+ * fixed, so the secrets scan looks for it too.
+ */
+export const APP_WEBHOOK_TEST_SECRET = "whsec_Y2FuYWlzLWFwcC13ZWJob29rLXRlc3Qtc2VjcmV0LTAx";
 
 /** A raw answer of a function: status, body text, parsed JSON when it is JSON. */
 export interface RawResponse {

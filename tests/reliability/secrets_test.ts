@@ -1,10 +1,18 @@
 // The secrets scan (auth matrix, last part): after every other test has run (`npm test` runs this file last, on its
 // own), no stored row and no log file of the test stack contains the
 // secret keys (`default`, and `cron` which Vault holds), Vault's root key, the Evolution API keys (the stack's and the matrices' simulators and migrate target), the webhook
-// secret, any tenant's webhook token or any Evolution instance token.
+// secret, any tenant's webhook token, any Evolution instance token, or the application webhooks' signing secret.
 import assert from "node:assert/strict";
 import { stack, testSql } from "../_helpers.ts";
-import { FAULT_SIM_KEY, leaks, MIGRATE_TARGET_KEY, type Secret, simControl, stackSecrets } from "./_matrix.ts";
+import {
+  APP_WEBHOOK_TEST_SECRET,
+  FAULT_SIM_KEY,
+  leaks,
+  MIGRATE_TARGET_KEY,
+  type Secret,
+  simControl,
+  stackSecrets,
+} from "./_matrix.ts";
 
 type Sql = ReturnType<typeof testSql>;
 type Finder = (sql: Sql, names: string[], values: string[]) => Promise<Array<{ name: string }>>;
@@ -80,6 +88,9 @@ async function allSecrets(): Promise<Secret[]> {
   return await stackSecrets([
     { name: "fault simulator key", value: FAULT_SIM_KEY },
     { name: "migrate target key", value: MIGRATE_TARGET_KEY },
+    { name: "app webhook secret (APP_WEBHOOK_SECRET)", value: APP_WEBHOOK_TEST_SECRET },
+    // the key the secret encodes, which the signatures are made with
+    { name: "app webhook signing key", value: atob(APP_WEBHOOK_TEST_SECRET.slice("whsec_".length)) },
     ...instances.map((i) => ({ name: `instance token of '${i.name}'`, value: i.token })),
   ]);
 }
