@@ -262,6 +262,20 @@ Deno.test("promtool check metrics accepts the exposition", async (t) => {
   });
 });
 
+Deno.test("the README's example alert rules are docs/prometheus/alerts.yml, and promtool check rules loads them", async () => {
+  const rules = await Deno.readTextFile("docs/prometheus/alerts.yml");
+  assert.ok((await Deno.readTextFile("README.md")).includes(rules), "README shows docs/prometheus/alerts.yml as it is");
+  const promtool = await which("promtool");
+  if (!promtool) {
+    console.warn("SKIPPED: promtool is not installed (apt-get install -y prometheus)");
+    return;
+  }
+  const out = await new Deno.Command(promtool, { args: ["check", "rules", "docs/prometheus/alerts.yml"] }).output();
+  const msg = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, msg);
+  assert.match(msg, /SUCCESS: 3 rules found/);
+});
+
 Deno.test("the real Prometheus scrapes metrics and answers a query per family", async () => {
   const prometheus = await which("prometheus");
   if (!prometheus) {

@@ -149,7 +149,7 @@ export function metricsRegistry(s: MetricsSnapshot, openMetrics = false): client
   const serverState = gauge(
     r,
     "canais_evolution_server_state",
-    "1 for the state of each Evolution server in the last full health check (up, down, unknown, disabled)",
+    "1 for the status of each Evolution server in the last full health check (healthy, degraded, unhealthy; unknown, disabled)",
     ["server", "state"],
   );
   const serverTenants = gauge(r, "canais_evolution_server_tenants", "Tenants linked to each Evolution server", [
