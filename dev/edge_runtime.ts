@@ -359,6 +359,10 @@ export async function smokeRun(
       const r = await call(`${base}/status-page`, { headers: { apikey: info.secretKey } });
       return r.status === 200 && /<html/i.test(r.text) ? null : `HTTP ${r.status}: ${r.text.slice(0, 300)}`;
     });
+    await probe("metrics GET", async () => {
+      const r = await call(`${base}/metrics`, { headers: { authorization: `Bearer ${info.secretKey}` } });
+      return r.status === 200 && /^# HELP canais_/m.test(r.text) ? null : `HTTP ${r.status}: ${r.text.slice(0, 300)}`;
+    });
     await probe("whatsapp-ops POST /status", async () => {
       const r = await call(`${base}/whatsapp-ops/status`, { method: "POST", headers, body: "{}" });
       return r.status === 200 && r.json?.action === "status" ? null : `HTTP ${r.status}: ${r.text.slice(0, 300)}`;

@@ -455,6 +455,7 @@ export function functionsEnv(p: Profile, info: StackInfo): Record<string, string
     "EMAIL_API_URL",
     "EMAIL_API_KEY",
     "STATUS_PAGE_TOKEN",
+    "METRICS_TOKEN",
     "LOG_RETENTION_DAYS",
     "INSTANCE_PREFIX",
     "EVOLUTION_TIMEOUT_MS",

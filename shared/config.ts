@@ -59,6 +59,7 @@ export const Env = z.object({
   EMAIL_API_URL: optionalUrl,
   EMAIL_API_KEY: optionalString,
   STATUS_PAGE_TOKEN: optionalString,
+  METRICS_TOKEN: optionalString,
   ALERT_LOG: z.enum(["true", "false", "1", "0"]).optional(),
   APP_WEBHOOK_URLS: z.string().transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))
     .pipe(z.array(url).max(10)).optional(),
@@ -91,6 +92,8 @@ export interface Config {
   slackWebhookUrl?: string;
   email?: { to: string; from: string; apiUrl: string; apiKey?: string };
   statusPageToken?: string;
+  /** Read-only token of the `metrics` function (Prometheus' Bearer credentials). */
+  metricsToken?: string;
   /** Whether alerts are also written to the function log (default true; `ALERT_LOG=false` turns it off). */
   alertLog?: boolean;
   /**
@@ -174,6 +177,7 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
       }
       : undefined,
     statusPageToken: e.STATUS_PAGE_TOKEN,
+    metricsToken: e.METRICS_TOKEN,
     alertLog: e.ALERT_LOG !== "false" && e.ALERT_LOG !== "0",
     appWebhooks: e.APP_WEBHOOK_URLS?.length && e.APP_WEBHOOK_SECRET
       ? { urls: e.APP_WEBHOOK_URLS, secret: e.APP_WEBHOOK_SECRET }

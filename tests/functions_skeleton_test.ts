@@ -20,7 +20,7 @@ Deno.test("scheduled functions answer the run response and store it in job_runs"
 });
 
 Deno.test("functions refuse requests without the secret key", async (t) => {
-  for (const fn of [...JOBS, "whatsapp-ops"]) {
+  for (const fn of [...JOBS, "whatsapp-ops", "metrics"]) {
     await t.step(fn, async () => {
       const none = await callFunction(fn, {}, { key: null, path: fn === "whatsapp-ops" ? "/diagnose" : "" });
       assert.equal(none.status, 401);

@@ -11,6 +11,7 @@ const KEYS = { default: "sb_secret_a", cron: "sb_secret_b" };
 /** A request each function answers only once the key was accepted, and answers without running a job. */
 function probe(name: string): { method: string; path: string; body?: string; ok: number } {
   if (name === "status-page") return { method: "GET", path: "?limit=1", ok: 200 };
+  if (name === "metrics") return { method: "GET", path: "", ok: 200 };
   if (name === "whatsapp-ops") return { method: "POST", path: "/status", body: "{}", ok: 200 };
   // a scheduled job: an unknown field is refused with 400, after the key check and before anything runs
   return { method: "POST", path: "", body: '{"notAField":1}', ok: 400 };

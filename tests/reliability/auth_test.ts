@@ -54,6 +54,7 @@ function targets(slug: string): Target[] {
     ...JOBS.map((fn) => ({ fn, method: "POST", body: "{}" })),
     ...OPS_ROUTES.map((r) => ({ fn: "whatsapp-ops", method: "POST", path: `/${r}`, body: JSON.stringify({ slug }) })),
     { fn: "status-page", method: "GET" },
+    { fn: "metrics", method: "GET" },
   ];
 }
 
