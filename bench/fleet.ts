@@ -46,13 +46,23 @@ export interface FleetCase {
   warmUp: Invocation;
   ours: Invocation;
   whole: Invocation;
+  /** On 25 servers: one shard invocation of the fan-out, the tenants of one server (`bench-s1`). */
+  shard?: Invocation;
 }
 
 const PREFIX = "bf-";
 
-async function child(envJson: string, mode: "stream" | "whole"): Promise<Invocation> {
+async function child(envJson: string, mode: "stream" | "whole" | "shard", server?: string): Promise<Invocation> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", new URL("./fleet_child.ts", import.meta.url).pathname, envJson, mode],
+    args: [
+      "run",
+      "-A",
+      "--no-check",
+      new URL("./fleet_child.ts", import.meta.url).pathname,
+      envJson,
+      mode,
+      ...(server ? [server] : []),
+    ],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -82,6 +92,8 @@ export async function benchFleet(ctx: BenchContext, options: FleetBenchOptions) 
     }
     await sql`delete from maintenance.alerts`;
   };
+  // the single-run figures are of one invocation checking everything: no fan-out (the shard is measured apart)
+  await sql`update maintenance.settings set value = '0'::jsonb where key = 'health_check_shard_tenants'`;
   try {
     for (const servers of options.servers) {
       for (const tenants of options.sizes) {
@@ -133,7 +145,10 @@ export async function benchFleet(ctx: BenchContext, options: FleetBenchOptions) 
           const warmUp = await child(envJson, "stream");
           const ours = await child(envJson, "stream");
           const whole = await child(envJson, "whole");
-          for (const [label, r] of [["warm-up", warmUp], ["ours", ours], ["whole", whole]] as const) {
+          const shard = servers > 1 ? await child(envJson, "shard", "bench-s1") : undefined;
+          const measured = [["warm-up", warmUp], ["ours", ours], ["whole", whole]] as Array<[string, Invocation]>;
+          if (shard) measured.push(["shard", shard]);
+          for (const [label, r] of measured) {
             log(
               `  ${label}: ${r.wallMs} ms wall, ${r.cpuMs} ms CPU, peak RSS ${r.peakRssMb} MB (base ${r.baseRssMb} MB), ` +
                 `${r.status}, ${r.checked} checked${r.error ? `, error ${r.error}` : ""}` +
@@ -142,7 +157,15 @@ export async function benchFleet(ctx: BenchContext, options: FleetBenchOptions) 
                   : `; ${JSON.stringify({ issues: r.issues, down: r.serversDown, servers: r.servers })}`),
             );
           }
-          cases.push({ tenants, servers, listingBytesPerRow: ready.perRow, warmUp, ours, whole });
+          cases.push({
+            tenants,
+            servers,
+            listingBytesPerRow: ready.perRow,
+            warmUp,
+            ours,
+            whole,
+            ...(shard ? { shard } : {}),
+          });
         } finally {
           try {
             proc.kill("SIGTERM");
@@ -153,6 +176,7 @@ export async function benchFleet(ctx: BenchContext, options: FleetBenchOptions) 
     }
   } finally {
     await clear().catch(() => {});
+    await sql`update maintenance.settings set value = null where key = 'health_check_shard_tenants'`.catch(() => {});
   }
   return { cases };
 }

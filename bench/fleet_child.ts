@@ -5,10 +5,11 @@
  * and peak RSS of the run itself (the kernel's high-water mark, reset just before the run: `/proc/self/clear_refs`),
  * the process's RSS before it, and the run's status and calls.
  *
- *   deno run -A bench/fleet_child.ts <config env as JSON> <stream|whole>
+ *   deno run -A bench/fleet_child.ts <config env as JSON> <stream|whole|shard> [server]
  *
  * `whole`: the listing is read as before this branch (`fetchInstances()`: the whole body, then `JSON.parse`), to
- * compare with today's single-run check; `stream` is the job as it is (`listInstances()`).
+ * compare with today's single-run check; `stream` is the job as it is (`listInstances()`); `shard` is one shard of a
+ * fanned-out run: the tenants of `server` (one part), as its coordinator's pg_net call would ask.
  */
 import process from "node:process";
 import { loadConfig } from "../shared/config.ts";
@@ -19,7 +20,7 @@ import { EvolutionClient } from "../shared/evolution/client.ts";
 import { healthCheck } from "../shared/jobs/health_check.ts";
 import { runJob } from "../shared/jobs/runner.ts";
 
-const [envJson, mode] = Deno.args;
+const [envJson, mode, shardServer] = Deno.args;
 if (mode === "whole") EvolutionClient.prototype.listInstances = EvolutionClient.prototype.fetchInstances;
 const config = loadConfig(JSON.parse(envJson));
 const sql = createSql(config.dbUrl);
@@ -35,7 +36,8 @@ const baseRssMb = statusKb("VmRSS") / 1024;
 Deno.writeTextFileSync("/proc/self/clear_refs", "5"); // the peak restarts from now
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
-const res = await runJob(deps, healthCheck, { input: {}, trigger: "bench" });
+const input = mode === "shard" ? { shard: { tick: crypto.randomUUID(), server: shardServer, part: 0, parts: 1 } } : {};
+const res = await runJob(deps, healthCheck, { input, trigger: "bench" });
 const wallMs = performance.now() - t0;
 const cpu = process.cpuUsage(cpu0);
 const peakRssMb = statusKb("VmHWM") / 1024;

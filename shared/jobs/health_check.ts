@@ -27,6 +27,13 @@ import type { Carry, JobDefinition, JobOutcome, JobStatus, Trigger } from "./run
  */
 export const HealthCheckInput = z.object({
   tenants: z.array(Slug).min(1).max(5000).optional(),
+  /** One shard of a fanned-out run (queued by its coordinator through pg_net): the tenants of `server` in `part`. */
+  shard: z.object({
+    tick: z.uuid(),
+    server: z.string().min(1).max(200),
+    part: z.number().int().min(0).max(9999),
+    parts: z.number().int().min(1).max(10000),
+  }).strict().optional(),
 });
 export type HealthCheckInput = z.infer<typeof HealthCheckInput>;
 
@@ -107,7 +114,7 @@ export async function onDatabaseUnavailable(
   input?: HealthCheckInput,
 ): Promise<{ report: Record<string, unknown>; carry: Carry }> {
   const now = deps.now();
-  if (input?.tenants) {
+  if (input?.tenants || input?.shard) {
     const known = outageFrom(carry);
     const handover = known
       ? { since: known.since.toISOString(), notifiedAt: known.notifiedAt?.toISOString() ?? null }
@@ -162,7 +169,26 @@ export async function runHealthCheck(
   const { sql } = deps;
   const at = deps.now();
   const scope = ctx.input.tenants ?? null;
+  const shard = ctx.input.shard ?? null;
   const channels = deps.notify.channels ?? channelsFor(deps.config);
+  if (shard && (scope || shard.part >= shard.parts)) {
+    return { status: "error", report: { error: "a shard names no tenants, and its part is below its parts" } };
+  }
+  if (!scope && !shard) {
+    // a fleet larger than one invocation should hold fans out: this run becomes the tick's coordinator
+    const [plan] = await sql<{ shard_tenants: number; tenants: number }[]>`
+      select (maintenance.setting('health_check_shard_tenants') #>> '{}')::int as shard_tenants,
+        (select count(*)::int from public.tenants t where coalesce(t.is_active, true)) as tenants`;
+    if (plan.shard_tenants > 0 && plan.tenants > plan.shard_tenants) {
+      return await runCoordinator(deps, ctx, { at, channels, shardTenants: plan.shard_tenants });
+    }
+  }
+  if (shard) {
+    await sql`
+      update maintenance.health_shards set state = case when state = 'queued' then 'running' else state end,
+        run_id = ${ctx.runId}, started_at = ${at}
+      where tick_id = ${shard.tick} and server = ${shard.server} and part = ${shard.part}`;
+  }
 
   // the default server's GET / goes out with the other probes; the fleet's servers are asked once they are known
   const defaultInfo = serverInfoHealth(deps.evolution);
@@ -210,6 +236,8 @@ export async function runHealthCheck(
     left join maintenance.tenant_health h on h.tenant_id = t.id
     left join maintenance.webhook_activity a on a.tenant_slug = t.slug
     where coalesce(t.is_active, true) and (${scope}::text[] is null or t.slug = any (${scope}::text[]))
+      and (${shard?.server ?? null}::text is null or (coalesce(srv.name, 'default') = ${shard?.server ?? null}::text
+        and maintenance.health_shard_part(t.id, ${shard?.parts ?? 1}::int) = ${shard?.part ?? 0}::int))
     order by t.slug`;
 
   // ONE listing per server of the fleet for every tenant on it (the seed asks once per tenant); a server that is
@@ -233,9 +261,10 @@ export async function runHealthCheck(
 
   const [{ summary }] = await sql<{ summary: Record<string, unknown> & { issues: unknown[]; issueCount: number } }[]>`
     select maintenance.record_tenant_health(${ctx.runId}, ${at}, ${sql.json(checked.results as never)},
-      ${scope === null}) as summary`;
+      ${scope === null && shard === null}) as summary`;
 
-  const deadman = await deadManCheck(sql, {
+  // the dead-man check is the coordinator's (or a whole run's): a shard watches its own tenants only
+  const deadman = shard ? { candidates: [], watched: 0, missed: [], unparsable: [] } : await deadManCheck(sql, {
     now: at,
     runningJob: ctx.trigger === "cron" ? "health-check" : undefined,
   });
@@ -243,7 +272,9 @@ export async function runHealthCheck(
   // Platform alerts are the full runs' business: a run scoped to some tenants judges only those tenants' own
   // alerts (five down tenants are not a platform incident, and a database back for a scoped run is told by the next
   // full run). A full run resolves a platform alert whose check is no longer configured.
-  const fullRun = scope === null;
+  const fullRun = scope === null && shard === null;
+  // a shard's part 0 judges its server's own platform alerts (evolution_down, mass_disconnect of that server)
+  const serverScope = shard && shard.part === 0 ? (shard.server === "default" ? "" : shard.server) : null;
   const databaseRecoveredNow = fullRun && await databaseRecovered(deps, ctx.carry).catch(() => false);
   const candidates: AlertCandidate[] = [...deadman.candidates];
   const platformKinds: PlatformAlertKind[] = ["evolution_down", "missed_run"];
@@ -266,13 +297,27 @@ export async function runHealthCheck(
       });
     }
   }
-  const alerts = await evaluateAlerts(sql, { runId: ctx.runId, at, candidates: fullRun ? candidates : [] }, {
-    platformKinds: fullRun ? platformKinds : [],
+  const serverFingerprint = serverScope === null
+    ? null
+    : serverScope === ""
+    ? "evolution_down"
+    : `evolution_down:${serverScope}`;
+  const alerts = await evaluateAlerts(sql, {
+    runId: ctx.runId,
+    at,
+    candidates: fullRun
+      ? candidates
+      : serverScope !== null
+      ? fleet.candidates.filter((c) => c.fingerprint === serverFingerprint)
+      : [],
+  }, {
+    platformKinds: fullRun ? platformKinds : serverScope !== null ? ["evolution_down"] : [],
+    ...(serverScope !== null ? { serverScope } : {}),
     configuredKinds: fullRun ? configuredKinds : undefined,
     // the tenants of a server that is down are unreachable, which the rules never count either way: the others are
     // judged, whichever server is down
     tenantsEvaluated: true,
-    massDetection: fullRun,
+    massDetection: fullRun || serverScope !== null,
     fullRun,
     channels: channels.map((c) => c.name),
   });
@@ -285,13 +330,19 @@ export async function runHealthCheck(
   const anyIssue = summary.issueCount > 0 || deadman.missed.length > 0 ||
     Object.values(services).some((s) => s.status === "degraded");
   const status: JobStatus = unhealthyService || critical ? "unhealthy" : anyIssue ? "degraded" : "healthy";
+  if (shard) {
+    await sql`
+      update maintenance.health_shards set state = case when state = 'missed' then state else 'done' end,
+        run_id = ${ctx.runId}, status = ${status}, finished_at = ${deps.now()}, checked = ${summary.checked as number}
+      where tick_id = ${shard.tick} and server = ${shard.server} and part = ${shard.part}`;
+  }
 
   return {
     status,
     report: {
       timestamp: at.toISOString(),
       overall_status: status,
-      scope: scope ? { tenants: scope.length } : "all",
+      scope: shard ? { shard } : scope ? { tenants: scope.length } : "all",
       services,
       servers: fleet.servers,
       tenants: {
@@ -343,6 +394,9 @@ export const healthCheck: JobDefinition<typeof HealthCheckInput> = {
   summarize(r) {
     // deno-lint-ignore no-explicit-any
     const t = r.tenants as any, s = r.services as any, a = r.alerts as any, calls = r.evolutionCalls as any;
+    // deno-lint-ignore no-explicit-any
+    const f = r.fanout as any;
+    if (f) return `fanned out: ${f.tenants} tenant(s) in ${f.shards.length} shard(s); ${f.missed.length} missed before`;
     if (!t) return "";
     return `${t.checked} tenant(s): ${t.healthy} healthy, ${t.degraded} degraded, ${t.unhealthy} unhealthy; ` +
       `Evolution ${s?.evolution_api?.status ?? "?"}; ${typeof a?.firing === "number" ? a.firing : 0} alert(s) ` +
@@ -354,6 +408,124 @@ export const healthCheck: JobDefinition<typeof HealthCheckInput> = {
         : "");
   },
   leaseSeconds: 240,
+  // each shard of a fanned-out run has a lease of its own: shards run in parallel, a shard never twice
+  leaseKey: (input) => input.shard ? `health-check:shard:${input.shard.server}:${input.shard.part}` : "health-check",
   onDatabaseUnavailable,
   run: ({ deps, input, runId, trigger, carry }) => runHealthCheck(deps, { runId, input, trigger, carry }),
 };
+
+/** The coordinator of a fanned-out run: plans and queues the shards, makes the fleet-wide platform checks. */
+async function runCoordinator(
+  deps: Deps,
+  ctx: { runId: string; input: HealthCheckInput; trigger?: Trigger; carry?: Carry },
+  o: { at: Date; channels: ReturnType<typeof channelsFor>; shardTenants: number },
+): Promise<JobOutcome> {
+  const { sql } = deps;
+  const { at, channels } = o;
+  const [database, supabase] = await Promise.all([checkDatabase(deps), checkSupabase(deps)]);
+  const servers = await sql<{ server: string; tenants: number }[]>`
+    select coalesce(srv.name, 'default') as server, count(*)::int as tenants
+    from public.tenants t
+    left join maintenance.tenant_servers ts on ts.tenant_id = t.id
+    left join maintenance.evolution_servers srv on srv.id = ts.server_id
+    where coalesce(t.is_active, true)
+    group by 1 order by 1`;
+  const tenants = servers.reduce((n, s) => n + s.tenants, 0);
+  const shards = servers.flatMap((s) => {
+    const parts = Math.max(1, Math.ceil(s.tenants / o.shardTenants));
+    return Array.from({ length: parts }, (_, part) => ({ server: s.server, part, parts }));
+  });
+  const { missed, queued } = await sql.begin(async (tx) => {
+    // a shard of an earlier tick not done by now is missed: told once, here
+    const missed = await tx<{ tick: string; server: string; part: number; parts: number }[]>`
+      update maintenance.health_shards set state = 'missed'
+      where state in ('queued', 'running')
+      returning tick_id::text as tick, server, part, parts`;
+    await tx`
+      insert into maintenance.health_ticks (id, started_at, shard_tenants, tenants)
+      values (${ctx.runId}, ${at}, ${o.shardTenants}, ${tenants})`;
+    const counts = await tx<{ server: string; part: number; n: number }[]>`
+      select coalesce(srv.name, 'default') as server, maintenance.health_shard_part(t.id, p.parts) as part,
+        count(*)::int as n
+      from public.tenants t
+      left join maintenance.tenant_servers ts on ts.tenant_id = t.id
+      left join maintenance.evolution_servers srv on srv.id = ts.server_id
+      join (select x ->> 'server' as server, (x ->> 'parts')::int as parts
+            from jsonb_array_elements(${
+      tx.json(servers.map((s) => ({
+        server: s.server,
+        parts: Math.max(1, Math.ceil(s.tenants / o.shardTenants)),
+      })) as never)
+    }) x) p on p.server = coalesce(srv.name, 'default')
+      where coalesce(t.is_active, true)
+      group by 1, 2`;
+    const count = new Map(counts.map((c) => [`${c.server}/${c.part}`, c.n]));
+    for (const s of shards) {
+      const body = { shard: { tick: ctx.runId, server: s.server, part: s.part, parts: s.parts } };
+      await tx`
+        insert into maintenance.health_shards (tick_id, server, part, parts, tenants, request_id)
+        values (${ctx.runId}, ${s.server}, ${s.part}, ${s.parts}, ${count.get(`${s.server}/${s.part}`) ?? 0},
+          maintenance.invoke_function('health-check', ${tx.json(body)}))`;
+    }
+    return { missed, queued: shards.length };
+  });
+
+  const deadman = await deadManCheck(sql, { now: at, runningJob: ctx.trigger === "cron" ? "health-check" : undefined });
+  const databaseRecoveredNow = await databaseRecovered(deps, ctx.carry).catch(() => false);
+  const candidates: AlertCandidate[] = [...deadman.candidates];
+  const platformKinds: PlatformAlertKind[] = ["missed_run"];
+  const configuredKinds: PlatformAlertKind[] = ["evolution_down", "database_down", "missed_run", "mass_disconnect"];
+  if (supabase.status !== "skipped") {
+    platformKinds.push("supabase_down");
+    configuredKinds.push("supabase_down");
+    if (supabase.status === "unhealthy") {
+      candidates.push({
+        fingerprint: "supabase_down",
+        kind: "supabase_down",
+        severity: "critical",
+        summary: "Supabase REST/Auth health check failed",
+        labels: { service: "supabase" },
+        details: { text: `Supabase health endpoints failed: ${supabase.error}.`, endpoints: supabase.endpoints },
+      });
+    }
+  }
+  // the servers' own alerts and the tenants' are the shards': the coordinator judges only what it checked
+  const alerts = await evaluateAlerts(sql, { runId: ctx.runId, at, candidates }, {
+    platformKinds,
+    configuredKinds,
+    tenantsEvaluated: false,
+    massDetection: false,
+    fullRun: true,
+    channels: channels.map((c) => c.name),
+  });
+  const delivery = await drainOutbox(sql, channels);
+  const services = { database, supabase };
+  const status: JobStatus = Object.values(services).some((s) => s.status === "unhealthy")
+    ? "unhealthy"
+    : deadman.missed.length || missed.length || Object.values(services).some((s) => s.status === "degraded")
+    ? "degraded"
+    : "healthy";
+  await sql`update maintenance.health_ticks set status = ${status} where id = ${ctx.runId}`;
+  return {
+    status,
+    report: {
+      timestamp: at.toISOString(),
+      overall_status: status,
+      scope: "fanout",
+      services,
+      fanout: { tick: ctx.runId, tenants, shardTenants: o.shardTenants, queued, shards, missed },
+      deadman: { watched: deadman.watched, missed: deadman.missed, unparsable: deadman.unparsable },
+      alerts,
+      notifications: {
+        channels: channels.map((c) => c.name),
+        sent: delivery.sent,
+        retrying: delivery.retrying,
+        failed: delivery.failed,
+        lost: delivery.lost,
+        remaining: delivery.remaining,
+        errors: delivery.errors.slice(0, 20),
+      },
+      ...(databaseRecoveredNow ? { databaseRecovered: true } : {}),
+    },
+  };
+}

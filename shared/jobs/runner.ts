@@ -80,6 +80,11 @@ export interface JobDefinition<S extends z.ZodObject = z.ZodObject> {
   /** How long a run may hold the lease before another run may take over (default 10 min). */
   leaseSeconds?: number;
   /**
+   * The lease a run of this input takes (default: the job's name): runs with different keys may run in parallel
+   * (health-check's shards, one lease each).
+   */
+  leaseKey?: (input: z.infer<S>) => string;
+  /**
    * Called when the database is unreachable (the run cannot be recorded): e.g. alert directly. `report` is merged
    * into the run's report; `carry` is handed to the next scheduled call (the database cannot keep it). `input` is the
    * run's input (health-check alerts only from a full run).
@@ -149,6 +154,7 @@ export async function runJob<S extends z.ZodObject>(
   const dryRun = job.isDryRun?.(input) ?? false;
   const started = deps.now();
   const leaseSeconds = job.leaseSeconds ?? 600;
+  const leaseKey = job.leaseKey?.(input) ?? job.name;
   const finish = (status: JobStatus, report: Record<string, unknown>): JobRunResponse => {
     const finished = deps.now();
     return {
@@ -175,9 +181,9 @@ export async function runJob<S extends z.ZodObject>(
     holder = await sql.begin(async (tx) => {
       const [lease] = await tx<{ run_id: string; previous_run_id: string | null; previous_since: Date | null }[]>`
         with previous as (
-          select run_id, acquired_at from maintenance.job_leases where job = ${job.name} and expires_at < now())
+          select run_id, acquired_at from maintenance.job_leases where job = ${leaseKey} and expires_at < now())
         insert into maintenance.job_leases (job, run_id, acquired_at, expires_at)
-        values (${job.name}, ${runId}, now(), now() + make_interval(secs => ${leaseSeconds}))
+        values (${leaseKey}, ${runId}, now(), now() + make_interval(secs => ${leaseSeconds}))
         on conflict (job) do update set run_id = excluded.run_id, acquired_at = excluded.acquired_at,
           expires_at = excluded.expires_at
         where maintenance.job_leases.expires_at < now()
@@ -188,7 +194,7 @@ export async function runJob<S extends z.ZodObject>(
       }
       if (!lease) {
         const [current] = await tx<{ run_id: string; acquired_at: Date }[]>`
-          select run_id, acquired_at from maintenance.job_leases where job = ${job.name}`;
+          select run_id, acquired_at from maintenance.job_leases where job = ${leaseKey}`;
         return current ?? { run_id: "unknown", acquired_at: new Date(0) };
       }
       await tx`
@@ -248,7 +254,7 @@ export async function runJob<S extends z.ZodObject>(
           duration_ms = ${response.durationMs}, report = ${tx.json(response.report as never)},
           error = ${outcome.error ?? (outcome.status === "error" ? String(outcome.report.error ?? "") : null)}
         where id = ${runId}`;
-      await tx`delete from maintenance.job_leases where job = ${job.name} and run_id = ${runId}`;
+      await tx`delete from maintenance.job_leases where job = ${leaseKey} and run_id = ${runId}`;
     });
   try {
     await complete();

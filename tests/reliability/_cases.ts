@@ -158,6 +158,7 @@ export function schemaCases(schema: z.ZodObject, base: Record<string, unknown>):
       cases.push(...slugListCases(name, base));
       continue;
     } else if (t.def.type === "string") values.push(42, "x".repeat(10_000));
+    else if (t.def.type === "object") values.push("x", 42, [], null);
     else throw new Error(`no bad values known for field '${name}' of type ${t.def.type}: teach schemaCases()`);
     cases.push(...values.map((v) => field(name, v, base)));
   }
