@@ -15,14 +15,16 @@ if [ ! -x node_modules/.bin/deno ] || [ ! -x node_modules/.bin/supabase ] || [ p
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 
-# 2. Debian packages: Postgres 15 server, pg_cron, pgTAP + pg_prove, plpgsql_check (the build packages of pg_net and
-#    Vault come in step 3, only when they must be built).
+# 2. Debian packages: Postgres 15 server, pg_cron, pgTAP + pg_prove, plpgsql_check, Prometheus (the metrics tests
+#    scrape the stack with the real server and check with promtool; the build packages of pg_net and Vault come in
+#    step 3, only when they must be built).
 need_apt=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_apt+=(postgresql-15 postgresql-client-15)
 [ -f /usr/lib/postgresql/15/lib/pg_cron.so ] || need_apt+=(postgresql-15-cron)
 [ -f /usr/share/postgresql/15/extension/pgtap.control ] || need_apt+=(postgresql-15-pgtap)
 command -v pg_prove >/dev/null 2>&1 || need_apt+=(libtap-parser-sourcehandler-pgtap-perl)
 [ -f /usr/lib/postgresql/15/lib/plpgsql_check.so ] || need_apt+=(postgresql-15-plpgsql-check)
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "installing Debian packages: ${need_apt[*]}"

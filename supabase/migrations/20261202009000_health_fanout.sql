@@ -74,10 +74,33 @@ group by t.id;
 revoke all on maintenance.health_tick_status from public, anon, authenticated;
 grant select on maintenance.health_tick_status to service_role;
 
--- why: evaluate_alerts with a server scope (options.serverScope: a server's key, '' for the default server), for a
--- shard: its tenants' alerts as a scoped run, plus that one server's evolution_down / mass_disconnect (raised,
--- resolved and notified); a full run that evaluated no tenant (the coordinator) leaves evolution_unreachable alerts
--- to the shards. Otherwise the same as 20261202007000's.
+-- why: one evaluation of the alert rules after a health-check run, set-wise (replaces 20261202006100's; the same
+-- signature, options and rules, plus the fleet and the shards). `candidates` are the platform alerts the job saw firing
+-- ({fingerprint, kind, severity, summary, labels, details}); tenant alerts are derived here from the tenant_health
+-- rows of this run, and mass_disconnect incidents per Evolution server from the tenants that went down within
+-- platform_incident_window. Options: fullRun (every active tenant was checked: only then are platform alerts raised
+-- or resolved), platformKinds (kinds evaluated this run: absent ones resolve), configuredKinds (kinds whose check is
+-- configured: a firing alert of any other kind resolves as 'check no longer configured'), tenantsEvaluated,
+-- massDetection, channels, repeatInterval, share, minTenants, failureThreshold, successThreshold, incidentWindow
+-- (each defaults to its setting). The rules:
+--   * a tenant alert fires once its tenant has been bad for alert_failure_threshold known checks in a row, and
+--     resolves after alert_success_threshold checks in a row without its condition; in between it stays as it is;
+--   * a flapping tenant has ONE alert, flapping:<slug>; while it flaps its other alerts are held back and those
+--     already firing are inhibited by it;
+--   * evolution_down (default server) or evolution_down:<server name> (raised by the job, one per server whose GET /
+--     and listing fail) inhibits exactly the alerts of that server's tenants (tenant_health.server_url, through
+--     fleet_server_key); in a full run each tenant it could not show has an evolution_unreachable:<slug> alert,
+--     inhibited by it from the start, never notified, resolved with it; database_down inhibits every tenant alert;
+--   * mass_disconnect (default server) or mass_disconnect:<server name>: more than platform_incident_share, and at
+--     least platform_incident_min_tenants, of a server's tenants seen in the run went down within the window; it
+--     inhibits the tenant alerts of the tenants it explains;
+--   * frequent_disconnections of a tenant whose flapping alert fired within flap_window is held;
+--   * a scoped run (fullRun false) evaluates its tenants' own alerts only: no platform alert is raised, resolved
+--     or notified by it.
+-- Notifications (firing, reminder after repeat_interval, resolved if the firing was sent) go to the outbox.
+-- Fan-out: options.serverScope (a server's key, '' for the default server) is a shard's evaluation: its tenants'
+-- alerts as a scoped run, plus that one server's evolution_down / mass_disconnect (raised, resolved and notified);
+-- a full run that evaluated no tenant (the coordinator) leaves evolution_unreachable alerts to the shards.
 create or replace function maintenance.evaluate_alerts(
   run_id uuid, evaluated_at timestamptz, candidates jsonb, options jsonb default '{}'::jsonb
 )
