@@ -48,11 +48,20 @@ export interface FleetCase {
   whole: Invocation;
   /** On 25 servers: one shard invocation of the fan-out, the tenants of one server (`bench-s1`). */
   shard?: Invocation;
+  /** On 1 server above the shard size: part 0 of `parts` (the coordinator's split of one large server). */
+  part?: Invocation & { parts: number };
+  /** The fan-out's coordinator (`health_check_shard_tenants` at its default): plan, tick, one pg_net call per shard. */
+  coordinator?: Invocation;
 }
 
 const PREFIX = "bf-";
 
-async function child(envJson: string, mode: "stream" | "whole" | "shard", server?: string): Promise<Invocation> {
+async function child(
+  envJson: string,
+  mode: "stream" | "whole" | "shard" | "coordinator",
+  server?: string,
+  parts?: number,
+): Promise<Invocation> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -62,6 +71,7 @@ async function child(envJson: string, mode: "stream" | "whole" | "shard", server
       envJson,
       mode,
       ...(server ? [server] : []),
+      ...(parts ? [String(parts)] : []),
     ],
     stdout: "piped",
     stderr: "piped",
@@ -71,6 +81,29 @@ async function child(envJson: string, mode: "stream" | "whole" | "shard", server
     throw new Error(`fleet_child (${mode}) failed: ${new TextDecoder().decode(out.stderr).slice(-2000)}`);
   }
   return JSON.parse(text);
+}
+
+/** `health_check_shard_tenants`' default: the bench's parts and coordinator use it. */
+const SHARD_TENANTS = 5000;
+
+/**
+ * One coordinator invocation: the fan-out on (the setting's default) and its shard calls sent to a port that answers
+ * 404 at once (the Vault's `project_url` pointed there for the run, then restored), so that no shard runs on the
+ * stack's functions meanwhile: what is measured is the coordinator alone, pg_net's queue included.
+ */
+async function coordinatorRun(sql: BenchContext["sql"], envJson: string, port: number): Promise<Invocation> {
+  const [{ url }] = await sql<{ url: string }[]>`
+    select decrypted_secret as url from vault.decrypted_secrets where name = 'project_url'`;
+  await sql`update maintenance.settings set value = null where key = 'health_check_shard_tenants'`;
+  await sql`select vault.update_secret(id, ${`http://127.0.0.1:${port}/nowhere`}) from vault.secrets
+    where name = 'project_url'`;
+  try {
+    return await child(envJson, "coordinator");
+  } finally {
+    await sql`select vault.update_secret(id, ${url}) from vault.secrets where name = 'project_url'`;
+    await sql`update maintenance.settings set value = '0'::jsonb where key = 'health_check_shard_tenants'`;
+    await sql`delete from maintenance.health_ticks`;
+  }
 }
 
 /** Runs the benchmark (on the bench's own stack: it removes every tenant first); returns the section `fleet`. */
@@ -146,8 +179,15 @@ export async function benchFleet(ctx: BenchContext, options: FleetBenchOptions) 
           const ours = await child(envJson, "stream");
           const whole = await child(envJson, "whole");
           const shard = servers > 1 ? await child(envJson, "shard", "bench-s1") : undefined;
+          const parts = Math.ceil(tenants / SHARD_TENANTS);
+          const part = servers === 1 && parts > 1
+            ? { ...await child(envJson, "shard", "default", parts), parts }
+            : undefined;
+          const coordinator = tenants > SHARD_TENANTS ? await coordinatorRun(sql, envJson, port) : undefined;
           const measured = [["warm-up", warmUp], ["ours", ours], ["whole", whole]] as Array<[string, Invocation]>;
           if (shard) measured.push(["shard", shard]);
+          if (part) measured.push([`part 0 of ${parts}`, part]);
+          if (coordinator) measured.push(["coordinator", coordinator]);
           for (const [label, r] of measured) {
             log(
               `  ${label}: ${r.wallMs} ms wall, ${r.cpuMs} ms CPU, peak RSS ${r.peakRssMb} MB (base ${r.baseRssMb} MB), ` +
@@ -165,6 +205,8 @@ export async function benchFleet(ctx: BenchContext, options: FleetBenchOptions) 
             ours,
             whole,
             ...(shard ? { shard } : {}),
+            ...(part ? { part } : {}),
+            ...(coordinator ? { coordinator } : {}),
           });
         } finally {
           try {

@@ -102,7 +102,14 @@ for (const version of ["2.3.7", "1.8.6"] as const satisfies readonly SimVersion[
       const streamed = await clientFor(sim.url, sim.apiKey).listInstances();
       const whole = await clientFor(sim.url, sim.apiKey).fetchInstances();
       assert.equal(streamed.length, n);
+      assert.equal(streamed.total, n);
       assert.deepEqual(streamed, whole, "the same summaries, in the same order");
+      // a shard keeps its own tenants' rows only, and still counts every row listed
+      const mine = new Set(["revalya-stream-7", "revalya-stream-300", "revalya-stream-599", "revalya-nobody"]);
+      const kept = await clientFor(sim.url, sim.apiKey).listInstances({ keep: (name) => mine.has(name) });
+      assert.deepEqual(kept.map((s) => s.name), ["revalya-stream-7", "revalya-stream-300", "revalya-stream-599"]);
+      assert.deepEqual(kept, whole.filter((s) => mine.has(s.name)));
+      assert.equal(kept.total, n);
       assert.deepEqual(
         new Set(streamed.map((s) => s.state)),
         new Set(version === "2.3.7" ? ["open", "close", "connecting"] : ["open", "close", "connecting"]),

@@ -113,6 +113,30 @@ Deno.test("a full scheduled health check of a fleet above the shard size fans ou
     const [status1] = await sql()<{ planned: number; done: number; missed: number; pending: number }[]>`
       select planned, done, missed, pending from maintenance.health_tick_status where tick_id = ${t1.tick}`;
     assert.deepEqual({ ...status1 }, { planned: rows1.length, done: rows1.length, missed: 0, pending: 0 });
+    // the job's last run, as the status page and the dead-man check read it, is the tick (not one of its shards)
+    const [job1] = await sql()<{ last_run_at: Date; last_run_status: string }[]>`
+      select last_run_at, last_run_status from maintenance.job_health() where job = 'health-check'`;
+    const [coord1] = await sql()<
+      { started_at: Date }[]
+    >`select started_at from maintenance.job_runs where id = ${t1.tick}`;
+    const [tick1] = await sql()<{ status: string }[]>`
+      select status from maintenance.health_tick_status where tick_id = ${t1.tick}`;
+    assert.equal(job1.last_run_at.getTime(), coord1.started_at.getTime(), "the last run is the coordinator's");
+    assert.equal(job1.last_run_status, tick1.status, "with the tick's overall status");
+    // each server's row on the dashboard is its shard's view; a part keeps its own rows but counts the whole listing
+    const dash1 = await sql()<{ name: string; state: string; checked_by_run: string; instances_listed: number }[]>`
+      select name, state, checked_by_run::text, instances_listed from maintenance.dashboard_servers
+      where name = any (${[a.name, b.name]}::text[]) order by name`;
+    assert.deepEqual(dash1.map((d) => [d.name, d.state, d.instances_listed]), [
+      [a.name, "healthy", a.ids.length],
+      [b.name, "healthy", b.ids.length],
+    ]);
+    for (const d of dash1) {
+      assert.ok(
+        rows1.some((r) => r.server === d.name && r.run_id === d.checked_by_run),
+        `${d.name}: seen by its shard`,
+      );
+    }
 
     // 2. server B down: evolution_down:B, raised by B's own shard (part 0)
     await b.sim.close();
@@ -133,6 +157,14 @@ Deno.test("a full scheduled health check of a fleet above the shard size fans ou
     const [status2] = await sql()<{ status: string }[]>`
       select status from maintenance.health_tick_status where tick_id = ${t2.tick}`;
     assert.equal(status2.status, "unhealthy", "the tick's result is its worst shard's");
+    const [dashB] = await sql()<{ state: string; checked_by_run: string; down_alert: string }[]>`
+      select state, checked_by_run::text, down_alert from maintenance.dashboard_servers where name = ${b.name}`;
+    assert.equal(dashB.state, "unhealthy", "the dashboard shows B down, from this tick's shard");
+    assert.ok(rows2.some((r) => r.server === b.name && r.run_id === dashB.checked_by_run));
+    assert.equal(dashB.down_alert, `evolution_down:${b.name}`);
+    const [job2] = await sql()<{ last_run_status: string }[]>`
+      select last_run_status from maintenance.job_health() where job = 'health-check'`;
+    assert.equal(job2.last_run_status, "unhealthy", "the status page's job row is the tick's result");
 
     // 3. A's part 1 cannot run (its lease is held): the next tick reports it missed, once
     heldLease = `health-check:shard:${a.name}:1`;
@@ -151,6 +183,14 @@ Deno.test("a full scheduled health check of a fleet above the shard size fans ou
       select missed, status from maintenance.health_tick_status where tick_id = ${t3.tick}`;
     assert.equal(status3.missed, 1);
     assert.notEqual(status3.status, "healthy");
+    const [coord4] = await sql()<
+      { started_at: Date }[]
+    >`select started_at from maintenance.job_runs where id = ${t4.tick}`;
+    const [job3] = await sql()<{ last_run_status: string; last_run_error: string }[]>`
+      select last_run_status, last_run_error from maintenance.job_health(${new Date(coord4.started_at.getTime() - 1)})
+      where job = 'health-check'`;
+    assert.equal(job3.last_run_status, status3.status, "the missed tick, as the job's last run before the next");
+    assert.match(job3.last_run_error, /^1 of \d+ shard\(s\) of this tick missed$/);
     await settled(t4.tick);
     // told once: the tick after does not report it again
     const t5 = await runJob(testDeps(), healthCheck, { input: {}, trigger: "test" });

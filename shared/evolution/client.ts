@@ -64,6 +64,7 @@ import type {
   ConnectResult,
   CreatedInstance,
   EvolutionOperation,
+  InstanceListing,
   InstanceSummary,
   ServerInfo,
   SocketLiveness,
@@ -251,9 +252,17 @@ export class EvolutionClient {
    * `GET /instance/fetchInstances` (every instance, ONE call) read incrementally: each row is parsed and checked as
    * {@link fetchInstances} does (the same zod schema and normaliser) as soon as it has arrived, and only its summary
    * is kept, so a listing of tens of thousands of rows of 1–2 KB never exists whole in memory (as text or as
-   * objects: see `json_stream.ts`). The answer is the same as `fetchInstances()`'s.
+   * objects: see `json_stream.ts`). The answer is the same as `fetchInstances()`'s; with `keep`, only the summaries
+   * of the instances it accepts (by name) are kept (every row is still read and checked), and `total` counts them all:
+   * a shard of a large server keeps its own tenants' rows only.
    */
-  listInstances(): Promise<InstanceSummary[]> {
+  listInstances(options: { keep?: (name: string) => boolean } = {}): Promise<InstanceListing> {
+    const keep = options.keep ?? (() => true);
+    let total = 0;
+    const add = (out: InstanceSummary[], s: InstanceSummary) => {
+      total++;
+      if (keep(s.name)) out.push(s);
+    };
     return this.#call({
       op: "fetch_instances",
       idempotent: true,
@@ -266,16 +275,17 @@ export class EvolutionClient {
         const read = await readJsonArray(body, (raw) => {
           const item = FetchInstancesItem.parse(raw);
           // a listing's rows have their version's shape: the version is learnt for free (no probe needed later)
-          if (!this.#version && out.length === 0) this.#version = Promise.resolve("instance" in item ? "1" : "2");
-          out.push("instance" in item ? summaryV1(item) : summaryV2(item));
+          if (!this.#version && total === 0) this.#version = Promise.resolve("instance" in item ? "1" : "2");
+          add(out, "instance" in item ? summaryV1(item) : summaryV2(item));
         });
         if (read.root === "value") {
           // not an array: the one v1.8 item a filtered listing answers (or something the contract does not allow)
           const b = FetchInstancesBody.parse(read.value);
           const items = Array.isArray(b) ? b : [b];
-          for (const item of items) out.push("instance" in item ? summaryV1(item) : summaryV2(item));
+          for (const item of items) add(out, "instance" in item ? summaryV1(item) : summaryV2(item));
         }
-        return out;
+        // not enumerable: the listing still compares equal to fetchInstances()' summaries
+        return Object.defineProperty(out, "total", { value: total, enumerable: false }) as InstanceListing;
       },
     });
   }

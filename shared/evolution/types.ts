@@ -19,6 +19,9 @@ export interface InstanceSummary {
   disconnectionAt: string | null;
 }
 
+/** A listing read by `listInstances`: the summaries kept, and how many rows the server listed in all. */
+export type InstanceListing = InstanceSummary[] & { total: number };
+
 /** `GET /` */
 export interface ServerInfo {
   version: string;

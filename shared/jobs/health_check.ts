@@ -11,7 +11,7 @@
 import { z } from "zod";
 import type { Deps } from "../deps.ts";
 import { errorMessage } from "../errors.ts";
-import { Slug } from "../naming.ts";
+import { instanceName, Slug } from "../naming.ts";
 import { checkTenants, type ProbePolicy, type TenantRow } from "./health_tenants.ts";
 import { checkFleet, serverInfoHealth, type ServiceHealth } from "./health_fleet.ts";
 import { selfHeal } from "./health_heal.ts";
@@ -242,7 +242,15 @@ export async function runHealthCheck(
 
   // ONE listing per server of the fleet for every tenant on it (the seed asks once per tenant); a server that is
   // down makes only its own tenants unreachable and raises its own evolution_down
-  const fleet = await checkFleet(deps, tenants, { concurrency: settings.concurrency, defaultHealth: defaultInfo });
+  // a shard keeps only its own tenants' rows of its server's listing (a part of a large server reads it all)
+  const keep = shard
+    ? new Set(tenants.map((t) => t.instance_name || instanceName(t.slug, deps.config.instancePrefix)))
+    : null;
+  const fleet = await checkFleet(deps, tenants, {
+    concurrency: settings.concurrency,
+    defaultHealth: defaultInfo,
+    ...(keep ? { keep: (name: string) => keep.has(name) } : {}),
+  });
   const evolution = fleet.defaultHealth;
   const listingBySlug = new Map(tenants.map((t) => [t.slug, fleet.listingOf(t)]));
   const checked = await checkTenants(tenants, (t) => fleet.listingOf(t), {

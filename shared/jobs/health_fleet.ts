@@ -119,11 +119,13 @@ async function listServer(
   client: EvolutionClient,
   health: ServiceHealth,
   needsListing: boolean,
-  list: (client: EvolutionClient) => Promise<InstanceSummary[]>,
-): Promise<{ instances: Map<string, InstanceSummary> | null; listed: boolean }> {
+  list: (client: EvolutionClient) => Promise<InstanceSummary[] & { total?: number }>,
+): Promise<{ instances: Map<string, InstanceSummary> | null; listed: boolean; total: number | null }> {
   const infoFailed = health.status === "unhealthy" && health.code !== "license_required";
-  if (health.status === "healthy" && !needsListing) return { instances: new Map(), listed: false };
-  if (!needsListing || !(health.status === "healthy" || infoFailed)) return { instances: null, listed: false };
+  if (health.status === "healthy" && !needsListing) return { instances: new Map(), listed: false, total: 0 };
+  if (!needsListing || !(health.status === "healthy" || infoFailed)) {
+    return { instances: null, listed: false, total: null };
+  }
   const listed = await timed(() => list(client));
   if (listed.error) {
     health.status = "unhealthy";
@@ -131,16 +133,17 @@ async function listServer(
     health.error = infoFailed
       ? `${health.error}; fetchInstances failed too: ${errorMessage(listed.error)}`
       : `fetchInstances failed: ${errorMessage(listed.error)}`;
-    return { instances: null, listed: true };
+    return { instances: null, listed: true, total: null };
   }
   const instances = new Map(listed.value!.map((i) => [i.name, i]));
+  const total = listed.value!.total ?? instances.size;
   if (infoFailed) {
     // the API answers: only GET / is failing (its outside call); the instances can be judged
     health.status = "degraded";
     health.reason = `GET / failed (${health.error}) but the API answers: Evolution may not reach the internet`;
     delete health.error;
   }
-  return { instances, listed: true };
+  return { instances, listed: true, total };
 }
 
 interface RegistryRow {
@@ -166,7 +169,9 @@ export async function checkFleet(
   options: {
     concurrency: number;
     defaultHealth?: Promise<ServiceHealth>;
-    list?: (client: EvolutionClient) => Promise<InstanceSummary[]>;
+    list?: (client: EvolutionClient) => Promise<InstanceSummary[] & { total?: number }>;
+    /** Keep only these instances of each listing (a shard: its own tenants'); the report still counts them all. */
+    keep?: (name: string) => boolean;
   },
 ): Promise<FleetCheck> {
   const defaultUrl = deps.evolution.baseUrl;
@@ -268,7 +273,8 @@ export async function checkFleet(
   }
 
   const servers = [...new Set([...byName.values(), ...legacyServers.values()])];
-  const list = options.list ?? ((c: EvolutionClient) => c.listInstances());
+  const list = options.list ?? ((c: EvolutionClient) => c.listInstances({ keep: options.keep }));
+  const totals = new Map<FleetServer, number | null>();
   const calls = { serverInfo: 0, fetchInstances: 0 };
   await pMap(servers, async (s) => {
     const serverUrl = s.isDefault ? null : s.url;
@@ -287,8 +293,9 @@ export async function checkFleet(
     const health = s.isDefault && options.defaultHealth
       ? await options.defaultHealth
       : await serverInfoHealth(s.client);
-    const { instances, listed } = await listServer(s.client, health, judged > 0, list);
+    const { instances, listed, total } = await listServer(s.client, health, judged > 0, list);
     if (listed) calls.fetchInstances++;
+    totals.set(s, total);
     s.health = health;
     s.listing = listingOf(s, serverUrl, instances, health.error ?? null);
   }, { concurrency: Math.max(1, options.concurrency) });
@@ -306,7 +313,7 @@ export async function checkFleet(
     state: s.health!.status,
     version: s.health!.version ?? null,
     latencyMs: s.health!.latencyMs ?? null,
-    instances: s.listing!.instances ? s.listing!.instances.size : null,
+    instances: s.listing!.instances ? totals.get(s) ?? s.listing!.instances.size : null,
     error: s.health!.error ?? null,
     code: s.health!.code ?? null,
     reason: s.health!.reason ?? null,
