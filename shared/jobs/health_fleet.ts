@@ -122,7 +122,7 @@ async function listServer(
   list: (client: EvolutionClient) => Promise<InstanceSummary[] & { total?: number }>,
 ): Promise<{ instances: Map<string, InstanceSummary> | null; listed: boolean; total: number | null }> {
   const infoFailed = health.status === "unhealthy" && health.code !== "license_required";
-  if (health.status === "healthy" && !needsListing) return { instances: new Map(), listed: false, total: 0 };
+  if (health.status === "healthy" && !needsListing) return { instances: new Map(), listed: false, total: null };
   if (!needsListing || !(health.status === "healthy" || infoFailed)) {
     return { instances: null, listed: false, total: null };
   }
@@ -313,7 +313,8 @@ export async function checkFleet(
     state: s.health!.status,
     version: s.health!.version ?? null,
     latencyMs: s.health!.latencyMs ?? null,
-    instances: s.listing!.instances ? totals.get(s) ?? s.listing!.instances.size : null,
+    // rows listed, or null: not listed (down, or no tenant of this run to judge there)
+    instances: totals.get(s) ?? null,
     error: s.health!.error ?? null,
     code: s.health!.code ?? null,
     reason: s.health!.reason ?? null,

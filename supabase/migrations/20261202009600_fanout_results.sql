@@ -43,7 +43,8 @@ $$;
 revoke all on function maintenance.job_last_runs(timestamptz) from public, anon, authenticated;
 
 -- why: every Evolution server in one row, for the dashboard and the status page (replaces 20261202007000's: a
--- server's latest view comes from the last full run or, on a fanned-out fleet, its latest done shard, the newer)
+-- server's latest view comes from the last full run or, on a fanned-out fleet, its latest tick's done shards, the
+-- newer; `instances_listed` is null when that run did not list the server)
 create or replace view maintenance.dashboard_servers with (security_invoker = true) as
 with last_full as (
   select r.id, r.started_at, r.report
@@ -54,8 +55,8 @@ with last_full as (
   limit 1
 ),
 shard_runs as (
-  -- the done shards of the last day's ticks (a part of a large server lists all of it: any part will do)
-  select r.id, r.started_at, r.report
+  -- the done shards of the last day's ticks (a part of a large server lists all of it: any part that listed will do)
+  select r.id, t.started_at, r.report
   from maintenance.health_ticks t
   join maintenance.health_shards sh on sh.tick_id = t.id and sh.state = 'done' and sh.run_id is not null
   join maintenance.job_runs r on r.id = sh.run_id
@@ -65,7 +66,8 @@ seen as (
   select distinct on (x ->> 'name') x ->> 'name' as name, x, v.started_at, v.id as run_id
   from (select * from last_full union all select * from shard_runs) v
   cross join lateral jsonb_array_elements(v.report -> 'servers') x
-  order by x ->> 'name', v.started_at desc
+  -- the newest run or tick; within a tick, a part that listed the server before one that had nothing to list there
+  order by x ->> 'name', v.started_at desc, (x -> 'instances') is null or x -> 'instances' = 'null'::jsonb
 ),
 tenant_states as (
   select maintenance.fleet_server_key(h.server_url) as server_key,
