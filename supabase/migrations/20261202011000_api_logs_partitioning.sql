@@ -83,3 +83,105 @@ revoke all on function maintenance.api_logs_is_partitioned(), maintenance.api_lo
   maintenance.api_logs_drop_expired_partitions(timestamptz) from public, anon, authenticated;
 grant execute on function maintenance.api_logs_is_partitioned(), maintenance.api_logs_ensure_partitions(integer),
   maintenance.api_logs_drop_expired_partitions(timestamptz) to service_role;
+
+-- why: the conversion, both ways, in ONE transaction (api_logs is locked for the copy: run it in a quiet window; the
+-- batched form that does not block writers is not in this release). Ids (and the identity's next value), every
+-- index by name, grants, row security and the table's comment are kept; the views on api_logs are rebuilt with
+-- their options and grants. `to_partitioned` true: a table partitioned by day (UTC), one partition per day from
+-- the oldest row to `days_ahead` days ahead, and a default partition; false: back to one plain table.
+create or replace function maintenance.api_logs_set_layout(to_partitioned boolean, days_ahead integer default 7)
+returns text language plpgsql security definer set search_path = '' as $$
+declare
+  v record;
+  views jsonb := '[]'::jsonb;
+  idx record;
+  g record;
+  next_id bigint;
+  first_day date;
+  d date;
+  comment text := pg_catalog.obj_description(pg_catalog.to_regclass('public.api_logs'), 'pg_class');
+  rls boolean;
+begin
+  if to_partitioned is null then
+    raise exception 'to_partitioned must be true or false' using errcode = '22023';
+  end if;
+  if maintenance.api_logs_is_partitioned() = to_partitioned then
+    return 'unchanged';
+  end if;
+  if exists (select 1 from pg_catalog.pg_policy p where p.polrelid = pg_catalog.to_regclass('public.api_logs')) then
+    raise exception 'public.api_logs has row security policies: convert it by hand' using errcode = '55000';
+  end if;
+  lock table public.api_logs in access exclusive mode;
+  if to_partitioned and exists (select 1 from public.api_logs where created_at is null) then
+    raise exception 'public.api_logs has rows without created_at: a day partition needs one' using errcode = '23502';
+  end if;
+  select c.relrowsecurity into rls from pg_catalog.pg_class c where c.oid = pg_catalog.to_regclass('public.api_logs');
+  -- the views that read api_logs: definition, options, grants
+  for v in
+    select distinct w.oid, n.nspname, w.relname, pg_catalog.pg_get_viewdef(w.oid) as def, w.reloptions, w.relacl
+    from pg_catalog.pg_depend dp join pg_catalog.pg_rewrite r on r.oid = dp.objid
+    join pg_catalog.pg_class w on w.oid = r.ev_class join pg_catalog.pg_namespace n on n.oid = w.relnamespace
+    where dp.refobjid = pg_catalog.to_regclass('public.api_logs') and w.oid <> dp.refobjid and w.relkind = 'v'
+  loop
+    views := views || jsonb_build_array(jsonb_build_object('schema', v.nspname, 'name', v.relname, 'def', v.def,
+      'options', coalesce(array_to_string(v.reloptions, ', '), ''),
+      'grants', (select coalesce(jsonb_agg(jsonb_build_object('grantee', a.grantee::regrole::text,
+        'privilege', a.privilege_type)), '[]'::jsonb) from aclexplode(v.relacl) a where a.grantee <> 0)));
+    execute format('drop view %I.%I', v.nspname, v.relname);
+  end loop;
+  select coalesce(max(id), 0) + 1 into next_id from public.api_logs;
+  select greatest(coalesce(pg_catalog.pg_sequence_last_value(pg_catalog.pg_get_serial_sequence('public.api_logs',
+    'id')::regclass), 0) + 1, next_id) into next_id;
+  alter table public.api_logs rename to api_logs_old;
+  for idx in select i.indexrelid::regclass as name, c.relname from pg_catalog.pg_index i
+      join pg_catalog.pg_class c on c.oid = i.indexrelid where i.indrelid = 'public.api_logs_old'::regclass loop
+    execute format('alter index %s rename to %I', idx.name, left(idx.relname, 50) || '_old');
+  end loop;
+  if to_partitioned then
+    create table public.api_logs (like public.api_logs_old including defaults including identity
+      including storage, primary key (id, created_at)) partition by range (created_at);
+    execute 'create table public.api_logs_default partition of public.api_logs default';
+    select coalesce(min(created_at), now()) at time zone 'UTC' into first_day from public.api_logs_old;
+    for d in select x::date from generate_series(first_day, (now() at time zone 'UTC')::date + days_ahead,
+        interval '1 day') x loop
+      execute format('create table public.%I partition of public.api_logs for values from (%L) to (%L)',
+        'api_logs_p' || to_char(d, 'YYYYMMDD'), (d::timestamp at time zone 'UTC'),
+        ((d + 1)::timestamp at time zone 'UTC'));
+    end loop;
+  else
+    create table public.api_logs (like public.api_logs_old including defaults including identity
+      including storage, primary key (id));
+    -- the plain layout's created_at is nullable (the partition key is not)
+    alter table public.api_logs alter column created_at drop not null;
+  end if;
+  insert into public.api_logs overriding system value select * from public.api_logs_old;
+  perform pg_catalog.setval(pg_catalog.pg_get_serial_sequence('public.api_logs', 'id'), next_id, false);
+  for idx in select pg_catalog.pg_get_indexdef(i.indexrelid) as def, c.relname from pg_catalog.pg_index i
+      join pg_catalog.pg_class c on c.oid = i.indexrelid
+      where i.indrelid = 'public.api_logs_old'::regclass and not i.indisprimary loop
+    execute replace(replace(replace(idx.def, ' ON ONLY public.api_logs_old ', ' ON public.api_logs '),
+      ' ON public.api_logs_old ', ' ON public.api_logs '),
+      'INDEX ' || idx.relname || ' ', 'INDEX ' || left(replace(idx.relname, '_old', ''), 63) || ' ');
+  end loop;
+  for g in select a.grantee::regrole::text as grantee, a.privilege_type from pg_catalog.pg_class c,
+      aclexplode(c.relacl) a where c.oid = 'public.api_logs_old'::regclass and a.grantee <> 0 loop
+    execute format('grant %s on public.api_logs to %s', g.privilege_type, g.grantee);
+  end loop;
+  if rls then
+    alter table public.api_logs enable row level security;
+  end if;
+  execute format('comment on table public.api_logs is %L', comment);
+  drop table public.api_logs_old;
+  for v in select * from jsonb_to_recordset(views) as x(schema text, name text, def text, options text, grants jsonb)
+  loop
+    execute format('create view %I.%I %s as %s', v.schema, v.name,
+      case when v.options = '' then '' else 'with (' || v.options || ')' end, v.def);
+    execute format('revoke all on %I.%I from public, anon, authenticated', v.schema, v.name);
+    for g in select * from jsonb_to_recordset(v.grants) as y(grantee text, privilege text) loop
+      execute format('grant %s on %I.%I to %s', g.privilege, v.schema, v.name, g.grantee);
+    end loop;
+  end loop;
+  return case when to_partitioned then 'partitioned' else 'plain' end;
+end;
+$$;
+revoke all on function maintenance.api_logs_set_layout(boolean, integer) from public, anon, authenticated;
