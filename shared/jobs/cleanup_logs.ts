@@ -53,7 +53,13 @@ interface Budget {
   clock: () => number;
 }
 
-async function purgeApiLogs(sql: Sql, cutoff: Date, input: CleanupLogsInput, budget: Budget): Promise<PurgeResult> {
+async function purgeApiLogs(
+  sql: Sql,
+  cutoff: Date,
+  input: CleanupLogsInput,
+  budget: Budget,
+  partitioned = false,
+): Promise<PurgeResult> {
   const result: PurgeResult = {
     table: "public.api_logs",
     cutoff: cutoff.toISOString(),
@@ -75,7 +81,11 @@ async function purgeApiLogs(sql: Sql, cutoff: Date, input: CleanupLogsInput, bud
       return result;
     }
     const [batch]: { deleted: number; last_created_at: Date | null }[] = await sql`
-      select deleted, last_created_at from maintenance.purge_api_logs_batch(${cutoff}, ${input.batchSize}, ${after})`;
+      select deleted, last_created_at from ${
+      // the partitioned layout's batch matches rows by (tableoid, ctid): a ctid is unique only within a partition
+      sql(
+        partitioned ? "maintenance.purge_api_logs_partitioned_batch" : "maintenance.purge_api_logs_batch",
+      )}(${cutoff}, ${input.batchSize}, ${after})`;
     result.batches++;
     result.deleted += batch.deleted;
     if (batch.deleted < input.batchSize) return result;
@@ -192,7 +202,7 @@ export const cleanupLogs: JobDefinition<typeof CleanupLogsInput> = {
 
     try {
       const partitionsDropped = await dropExpiredApiLogPartitions(sql, cutoff, input.dryRun);
-      const result = await purgeApiLogs(sql, cutoff, input, budget);
+      const result = await purgeApiLogs(sql, cutoff, input, budget, partitionsDropped !== null);
       purged.push(partitionsDropped === null ? result : { ...result, partitionsDropped });
     } catch (error) {
       const message = `Cannot purge public.api_logs: ${errorMessage(error)}`;

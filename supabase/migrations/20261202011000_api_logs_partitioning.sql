@@ -185,3 +185,44 @@ begin
 end;
 $$;
 revoke all on function maintenance.api_logs_set_layout(boolean, integer) from public, anon, authenticated;
+
+-- why: the row-wise batch of the partitioned layout (the boundary day, and whatever sits in the default
+-- partition). maintenance.purge_api_logs_batch deletes by ctid, which is unique only within one partition: here
+-- rows are matched by (tableoid, ctid). Same rule as maintenance.api_logs_purgeable, same arguments and result.
+create or replace function maintenance.purge_api_logs_partitioned_batch(
+  cutoff timestamptz, batch_size integer default 10000, after timestamptz default null
+)
+returns table (deleted integer, last_created_at timestamptz)
+language plpgsql security definer set search_path = '' as $$
+begin
+  if cutoff is null then
+    raise exception 'cutoff must be a timestamp' using errcode = '22023';
+  end if;
+  if batch_size is null or batch_size < 1 or batch_size > 100000 then
+    raise exception 'batch_size must be between 1 and 100000: got %', batch_size using errcode = '22023';
+  end if;
+  return query
+    with victims as (
+      select s.tableoid as t, s.ctid as c from public.api_logs s
+      where s.created_at < cutoff and (after is null or s.created_at >= after)
+        and not (s.service = 'whatsapp' and s.event = 'connection.update' and s.tenant_slug is not null
+          and s.status is distinct from 'error'
+          and not exists (
+            select 1 from public.api_logs n
+            where n.service = 'whatsapp' and n.event = 'connection.update' and n.tenant_slug = s.tenant_slug
+              and n.status is distinct from 'error'
+              and (n.created_at, n.id) > (s.created_at, s.id)))
+      order by s.created_at
+      limit batch_size
+    ), gone as (
+      delete from public.api_logs l using victims v
+      where l.tableoid = v.t and l.ctid = v.c
+      returning l.created_at
+    )
+    select count(*)::integer, max(gone.created_at) from gone;
+end;
+$$;
+revoke all on function maintenance.purge_api_logs_partitioned_batch(timestamptz, integer, timestamptz)
+  from public, anon, authenticated;
+grant execute on function maintenance.purge_api_logs_partitioned_batch(timestamptz, integer, timestamptz)
+  to service_role;
