@@ -10,6 +10,8 @@ select is(maintenance.api_logs_drop_expired_partitions(now()), 0, 'drop_expired_
 select throws_ok($$select maintenance.api_logs_ensure_partitions(-1)$$, '22023', null, 'days_ahead is checked');
 select throws_ok($$select maintenance.api_logs_set_layout(null)$$, '22023', null, 'the layout is checked');
 
+-- only this test's rows (whatever the stack holds is put back by the rollback)
+delete from public.api_logs;
 insert into public.api_logs (created_at, tenant_slug, service, event, status)
 select '2026-10-01 00:00+00'::timestamptz + g * interval '1 minute', 't' || (g % 3), 'evolution', 'x', 'ok'
 from generate_series(0, 99) g;
