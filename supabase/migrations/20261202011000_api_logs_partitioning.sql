@@ -54,6 +54,8 @@ begin
   if not maintenance.api_logs_is_partitioned() then
     return 0;
   end if;
+  drop table if exists pg_temp.api_logs_keep;
+  create temporary table api_logs_keep (like public.api_logs) on commit drop;
   for part in
     select c.oid::regclass as rel, c.relname
     from pg_catalog.pg_inherits i join pg_catalog.pg_class c on c.oid = i.inhrelid
@@ -62,7 +64,6 @@ begin
     order by c.relname
   loop
     -- the rows the purge's rule keeps, read while the day is still attached (the rule looks across all days)
-    create temporary table if not exists api_logs_keep (like public.api_logs) on commit drop;
     truncate api_logs_keep;
     execute format($q$insert into api_logs_keep select s.* from %s s
       where s.service = 'whatsapp' and s.event = 'connection.update' and s.tenant_slug is not null
