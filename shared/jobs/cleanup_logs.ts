@@ -44,6 +44,8 @@ export interface PurgeResult {
   remaining: boolean;
   skipped?: string;
   error?: string;
+  /** On the partitioned layout only: whole expired days detached and dropped before the row-wise batches. */
+  partitionsDropped?: number;
 }
 
 interface Budget {
@@ -51,7 +53,13 @@ interface Budget {
   clock: () => number;
 }
 
-async function purgeApiLogs(sql: Sql, cutoff: Date, input: CleanupLogsInput, budget: Budget): Promise<PurgeResult> {
+async function purgeApiLogs(
+  sql: Sql,
+  cutoff: Date,
+  input: CleanupLogsInput,
+  budget: Budget,
+  partitioned = false,
+): Promise<PurgeResult> {
   const result: PurgeResult = {
     table: "public.api_logs",
     cutoff: cutoff.toISOString(),
@@ -73,12 +81,30 @@ async function purgeApiLogs(sql: Sql, cutoff: Date, input: CleanupLogsInput, bud
       return result;
     }
     const [batch]: { deleted: number; last_created_at: Date | null }[] = await sql`
-      select deleted, last_created_at from maintenance.purge_api_logs_batch(${cutoff}, ${input.batchSize}, ${after})`;
+      select deleted, last_created_at from ${
+      // the partitioned layout's batch matches rows by (tableoid, ctid): a ctid is unique only within a partition
+      sql(
+        partitioned ? "maintenance.purge_api_logs_partitioned_batch" : "maintenance.purge_api_logs_batch",
+      )}(${cutoff}, ${input.batchSize}, ${after})`;
     result.batches++;
     result.deleted += batch.deleted;
     if (batch.deleted < input.batchSize) return result;
     after = batch.last_created_at;
   }
+}
+
+/**
+ * The partitioned layout's first step (opt-in, README "Retention by partition"): day partitions made ahead, then
+ * every day wholly before the cut-off detached and dropped (each tenant's latest connection.update kept); the
+ * boundary day is left to the row-wise batches. `null` on the plain layout, where nothing changes.
+ */
+async function dropExpiredApiLogPartitions(sql: Sql, cutoff: Date, dryRun: boolean): Promise<number | null> {
+  const [{ partitioned }] = await sql<{ partitioned: boolean }[]>`
+    select maintenance.api_logs_is_partitioned() as partitioned`;
+  if (!partitioned || dryRun) return null;
+  await sql`select maintenance.api_logs_ensure_partitions(7)`;
+  const [{ n }] = await sql<{ n: number }[]>`select maintenance.api_logs_drop_expired_partitions(${cutoff}) as n`;
+  return Number(n);
 }
 
 /** Folds old cross-tenant attempts into their hours, batch by batch, within the budget. */
@@ -175,7 +201,9 @@ export const cleanupLogs: JobDefinition<typeof CleanupLogsInput> = {
     }
 
     try {
-      purged.push(await purgeApiLogs(sql, cutoff, input, budget));
+      const partitionsDropped = await dropExpiredApiLogPartitions(sql, cutoff, input.dryRun);
+      const result = await purgeApiLogs(sql, cutoff, input, budget, partitionsDropped !== null);
+      purged.push(partitionsDropped === null ? result : { ...result, partitionsDropped });
     } catch (error) {
       const message = `Cannot purge public.api_logs: ${errorMessage(error)}`;
       errors.push(message);
