@@ -45,7 +45,7 @@ Deno.test("a reconnect loop the listing calls open is seen within 2 runs, as fla
     assert.equal(f.sim.control.instances().find((i) => i.name === cycling.instance)?.dbStatus, "open");
     const c = await healthOf(cycling.slug);
     assert.equal(c.flapping, true, `the loop is flapping: ${c.flap_percent}% ${JSON.stringify(c.details)}`);
-    assert.equal(c.state, "degraded");
+    assert.equal(c.state, "degraded", `${c.issue_code} ${JSON.stringify(c.details)}`);
     const s = await healthOf(stuck.slug);
     assert.deepEqual([s.state, s.issue_code], ["degraded", "instance_disconnected"], JSON.stringify(s.details));
     assert.notEqual(s.live_state, "open", "its in-memory state was read, not the listing's open");

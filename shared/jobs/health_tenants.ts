@@ -9,7 +9,9 @@
  *    first, so each is read at least once per `health_check_state_rotation` (default 1 h);
  * 2. the liveness probe over the WhatsApp socket (2.x) for instances open in memory: first those already found dead
  *    and those silent for longer than usual (the zombie hint), then in rotation (`health_check_socket_rotation`).
- *    Connected in memory and dead on the probe is the zombie (`socket_dead`).
+ *    Connected in memory and dead on the probe is the zombie (`socket_dead`), once `connectionState` asked again
+ *    right after the dead probe still says open: a reconnect loop dropping the socket between the two reads is a
+ *    disconnection seen live, not a zombie (the re-read is one call per dead probe, beyond the budget).
  *
  * Every call counts against `health_check_probe_budget` per run: a run costs O(1) listings plus at most that many
  * calls, whatever the number of tenants. What the budget leaves unasked keeps the listing's state (and says so).
@@ -270,16 +272,33 @@ export async function checkTenants(
     overdue: (l) => l.tenant.socket_checked_at !== null && socketDue(l),
   });
   let socketCalls = 0;
+  let rechecks = 0;
   await pMap(sockets.chosen, async (l) => {
     l.socket = await l.server.client.probeSocket(l.name);
     if (l.socket !== "unknown" || (await l.server.client.knownMajor()) !== "1") socketCalls++;
+    if (l.socket !== "dead") return;
+    // a reconnect loop can drop the socket between the state read and the probe: a dead probe is a zombie only
+    // if the instance still says open right after it (a real zombie does); otherwise it is that drop, seen live
+    rechecks++;
+    try {
+      const again = await l.server.client.connectionState(l.name);
+      if (again !== "open") {
+        l.live = again;
+        l.state = again as ConnectionState;
+        l.source = "connectionState";
+        l.socket = undefined;
+      }
+    } catch (error) {
+      if (isEvolutionError(error, "not_found")) l.live = "missing";
+      // any other failure leaves the probe's verdict standing: it was read, the recheck only could clear it
+    }
   }, { concurrency: policy.concurrency });
 
   for (const l of listed) results.push(resultOf(l, silence.get(l) ?? null));
   return {
     results,
     calls: {
-      connectionState: states.chosen.length,
+      connectionState: states.chosen.length + rechecks,
       socketProbe: socketCalls,
       overBudget: states.overBudget + sockets.overBudget,
     },
