@@ -17,6 +17,8 @@ On-demand actions on one tenant (function whatsapp-ops):
   diagnose <slug> [--window-hours N]    connection / disconnection / performance verdicts with evidence
   fix <slug> [--plan]                   repair what diagnose found (--plan: show the steps only)
   reconnect <slug>                      connect the instance again (answers the QR code when one is needed)
+  pairing-code <slug> --number DIGITS   a pairing code for the owner to type on the phone instead of scanning a
+                                        QR code (E.164, 10-15 digits, + optional); refused once connected
   reset <slug> --confirm <slug> [--apply]
                                         logout, delete, clear the config row, recreate (dry run without --apply)
   migrate <slug> --api-url URL (--api-key KEY | --api-key-env VAR) [--apply] [--leave-old-if-unreachable]
@@ -137,6 +139,11 @@ function request(cmd: string, args: ReturnType<typeof parseArgs>): { fn: string;
       return { fn: "whatsapp-ops/fix", body: { slug: slug(), apply: !args.has("plan") } };
     case "reconnect":
       return { fn: "whatsapp-ops/reconnect", body: { slug: slug() } };
+    case "pairing-code": {
+      const number = args.one("number");
+      if (!number) throw new Usage("pairing-code needs --number DIGITS (the tenant's WhatsApp number, E.164)");
+      return { fn: "whatsapp-ops/pairing-code", body: { slug: slug(), number } };
+    }
     case "reset":
       return {
         fn: "whatsapp-ops/reset",
@@ -325,6 +332,10 @@ function summarize(cmd: string, b: Record<string, unknown>) {
   if (a.failedStep) line("failed at", a.failedStep);
   if (a.error) line("error", a.error);
   if (a.connect?.kind === "qr") line("qr", `scan it (count ${a.connect.qr.count})`);
+  if (a.action === "pairing-code") {
+    if (a.pairingCode) line("pairing code", `${a.pairingCode} for ${a.number}`);
+    line("next", a.advice);
+  }
   if (a.budget) line("budget", `${a.budget.used}/${a.budget.max} used`);
 }
 

@@ -166,6 +166,16 @@ export function makeControl(ctx: Ctx, hooks: Webhooks): SimulatorControl {
       if (inst.creds) throw new BadInput(`Instance "${name}" already has a session: there is no QR to scan`);
       pairNow(ctx, inst);
     },
+    enterPairingCode(name, code) {
+      const inst = need(ctx, name);
+      if (inst.creds) throw new BadInput(`Instance "${name}" already has a session: there is no code to enter`);
+      if (!inst.pairingCode || inst.state !== "connecting") {
+        throw new BadInput(`Instance "${name}" shows no pairing code: connect it with ?number=<digits> first`);
+      }
+      const typed = typeof code === "string" ? code.replace(/-/g, "").toUpperCase() : "";
+      if (typed !== inst.pairingCode) throw new BadInput(`Wrong pairing code for instance "${name}"`);
+      pairNow(ctx, inst);
+    },
     // Not async: a bad argument throws at once (a caller that does not await still sees it).
     disconnect(name, statusReason = 401) {
       const inst = need(ctx, name);

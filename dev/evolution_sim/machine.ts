@@ -10,6 +10,7 @@ import {
   disconnectionObject,
   type Inst,
   isoNow,
+  pairingCode,
   profilePicUrl,
   randomDigits,
   randomJid,
@@ -31,7 +32,7 @@ export function connectionUpdate(ctx: Ctx, inst: Inst, state: string, statusReas
 /** The QR object of connect/create: `{count:0}` until a code exists. */
 export function qrObject(inst: Inst) {
   return inst.qrCode
-    ? { pairingCode: null, code: inst.qrCode, base64: PNG, count: inst.qrCount }
+    ? { pairingCode: inst.pairingCode, code: inst.qrCode, base64: PNG, count: inst.qrCount }
     : { count: inst.qrCount };
 }
 
@@ -86,9 +87,11 @@ export function newQr(ctx: Ctx, inst: Inst): boolean {
   }
   inst.qrCount++;
   inst.qrCode = `2@${randomDigits(24)},${inst.name},${inst.qrCount}`;
+  // a connect that named a number asks Baileys for a pairing code on every QR event (a new code each time)
+  inst.pairingCode = inst.pairingNumber ? pairingCode() : null;
   writeRow(inst, { dbStatus: "connecting" });
   void ctx.emit(inst, "qrcode.updated", {
-    qrcode: { instance: inst.name, pairingCode: null, code: inst.qrCode, base64: PNG },
+    qrcode: { instance: inst.name, pairingCode: inst.pairingCode, code: inst.qrCode, base64: PNG },
   });
   return true;
 }
@@ -104,6 +107,7 @@ function limitReached(ctx: Ctx, inst: Inst): void {
   inst.state = "close";
   inst.qrCount = 0;
   inst.qrCode = null;
+  inst.pairingCode = null;
   inst.socketQrs = 0;
 }
 

@@ -99,6 +99,7 @@ function create(ctx: Ctx, api: Api): Handler {
     void ctx.emit(inst, "instance.create", { instanceName: name, instanceId: inst.id });
     const qr = b.qrcode === true && integration === "WHATSAPP-BAILEYS";
     if (qr) {
+      inst.pairingNumber = inst.number;
       startSocket(ctx, inst, true);
       await ctx.clock.sleep(cfg.createQrWaitMs, gone(c));
     }
@@ -194,7 +195,10 @@ export function instanceRoutes(app: Hono, ctx: Ctx, api: Api): void {
       withInstance(ctx, async (c, inst) => {
         if (!inst.inMemory) return cfg.v1 ? new Response(null, { status: 200 }) : QUIRK();
         if (inst.state === "open") return Response.json({ instance: { instanceName: inst.name, state: "open" } });
+        // connecting: the current QR object as it is (a `number` now is not applied: no new socket is started)
         if (inst.state === "connecting") return Response.json(qrObject(inst));
+        // close: `connectToWhatsapp(number)`: the new socket's QR events also carry a pairing code for the number
+        inst.pairingNumber = c.req.query("number") || null;
         startSocket(ctx, inst, true);
         await clock.sleep(cfg.connectWaitMs, gone(c));
         return Response.json(qrObject(inst));

@@ -53,6 +53,13 @@ export interface Inst {
   /** QR codes since the memory object was made or the limit was last reached (never reset by a connect). */
   qrCount: number;
   qrCode: string | null;
+  /**
+   * The number a connect asked a pairing code for (`?number=`, or create's `number` with `qrcode: true`): each QR
+   * event then also requests a pairing code for it (Baileys `requestPairingCode`), until the next connect.
+   */
+  pairingNumber: string | null;
+  /** The current pairing code (8 characters of Baileys' Crockford alphabet), null without a pairing number. */
+  pairingCode: string | null;
   /** QR codes shown by the current socket (Baileys closes it with 408 after `qrPerSocket`). */
   socketQrs: number;
   /** Set at the QR limit: every later socket event is dropped until a new connect. */
@@ -113,6 +120,9 @@ export function randomDigits(n: number): string {
 function randomChars(n: number, alphabet: string): string {
   return Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => alphabet[b % alphabet.length]).join("");
 }
+
+/** A pairing code as Baileys makes one: 8 characters of the Crockford alphabet (no 0, O, I, U), e.g. `7KQ2XMBN`. */
+export const pairingCode = (): string => randomChars(8, "123456789ABCDEFGHJKLMNPQRSTVWXYZ");
 
 /** A Prisma cuid-like id (Setting rows). */
 export const cuid = (): string => `c${randomChars(24, "abcdefghijklmnopqrstuvwxyz0123456789")}`;
@@ -179,6 +189,8 @@ export function newInst(name: string, init: Partial<Inst> = {}): Inst {
     creds: false,
     qrCount: 0,
     qrCode: null,
+    pairingNumber: null,
+    pairingCode: null,
     socketQrs: 0,
     endSession: false,
     socket: null,

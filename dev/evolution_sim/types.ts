@@ -173,6 +173,11 @@ export interface SimulatorControl {
   /** open / connecting (stuck: no QR) / close (terminal: the reason must be terminal for the version, default 401). */
   setState(name: string, state: SimState, opts?: { statusReason?: number }): void;
   scan(name: string): void;
+  /**
+   * The owner types the pairing code on the phone (WhatsApp > Linked devices > Link with phone number): it must be
+   * the code the instance shows now (after a connect with `?number=`); then as a scan: 515, connecting, open.
+   */
+  enterPairingCode(name: string, code: string): void;
   /** A Baileys close: terminal reasons log out; transient ones reconnect (resolves when the reconnect is done). */
   disconnect(name: string, statusReason?: number): Promise<void>;
   reconnectLoop(name: string, opts?: LoopOptions): void;

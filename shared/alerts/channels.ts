@@ -236,15 +236,22 @@ export function logChannel(): Channel {
 export interface OutboxEvent {
   /** The row's dedupe key: stable across attempts, the `webhook-id`. */
   id: string;
-  kind: "firing" | "reminder" | "resolved" | "message" | "job";
+  kind: "firing" | "reminder" | "resolved" | "message" | "job" | TenantNoticeKind;
   /** When the row was queued: the body's `timestamp`. */
   createdAt: Date;
   payload: Record<string, unknown>;
 }
 
+/**
+ * The tenant-facing notices (`maintenance.tenant_notices`, 20261203013000): one `tenant_action_required` when a
+ * tenant's number needs its owner (a QR scan or pairing code, the QR limit, a ban), one `tenant_action_done` once it
+ * is paired again; the outbox kind is the body's `type`, and the payload (that tenant only) is the body's `data`.
+ */
+export type TenantNoticeKind = "tenant_action_required" | "tenant_action_done";
+
 /** The body of one delivery (Standard Webhooks' recommended `{type, timestamp, data}`). */
 export interface WebhookBody {
-  type: "alert.firing" | "alert.reminder" | "alert.resolved" | "job.completed" | "notification";
+  type: "alert.firing" | "alert.reminder" | "alert.resolved" | "job.completed" | "notification" | TenantNoticeKind;
   timestamp: string;
   data: Record<string, unknown>;
 }
@@ -262,6 +269,9 @@ export function webhookBody(event: OutboxEvent): WebhookBody {
   const timestamp = event.createdAt.toISOString();
   const p = event.payload;
   if (event.kind === "job") return { type: "job.completed", timestamp, data: p };
+  if (event.kind === "tenant_action_required" || event.kind === "tenant_action_done") {
+    return { type: event.kind, timestamp, data: p };
+  }
   if (event.kind === "message") {
     const { severity, title, text, fields } = p;
     return { type: "notification", timestamp, data: { severity, title, text, fields: fields ?? {} } };

@@ -359,12 +359,17 @@ export class EvolutionClient {
     });
   }
 
-  /** `GET /instance/connect/{i}`: starts the session; answers the state (open) or a QR code to scan. */
-  connect(instance: string): Promise<ConnectResult> {
+  /**
+   * `GET /instance/connect/{i}[?number=<digits>]`: starts the session; answers the state (open) or a QR code to scan.
+   * With `number` (digits, country code first), a closed instance's QR object also carries a pairing code for that
+   * number (Evolution ignores the number for an instance already `connecting`: it answers the current QR).
+   */
+  connect(instance: string, options: { number?: string } = {}): Promise<ConnectResult> {
+    const query = options.number ? `?number=${encodeURIComponent(options.number)}` : "";
     return this.#call({
       op: "connect",
       instance,
-      build: () => ({ method: "GET", path: `/instance/connect/${encodeURIComponent(instance)}` }),
+      build: () => ({ method: "GET", path: `/instance/connect/${encodeURIComponent(instance)}${query}` }),
       parse: (body) => this.#connectResult("connect", instance, body),
     });
   }

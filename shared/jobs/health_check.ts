@@ -270,6 +270,9 @@ export async function runHealthCheck(
   const [{ summary }] = await sql<{ summary: Record<string, unknown> & { issues: unknown[]; issueCount: number } }[]>`
     select maintenance.record_tenant_health(${ctx.runId}, ${at}, ${sql.json(checked.results as never)},
       ${scope === null && shard === null}) as summary`;
+  // tenant-facing notices: the episodes that statement opened or closed, queued on the application webhooks only
+  const [{ notices }] = await sql<{ notices: { required: number; done: number } }[]>`
+    select maintenance.queue_tenant_notices(${channels.map((c) => c.name)}::text[]) as notices`;
 
   // the dead-man check is the coordinator's (or a whole run's): a shard watches its own tenants only
   const deadman = shard ? { candidates: [], watched: 0, missed: [], unparsable: [] } : await deadManCheck(sql, {
@@ -379,6 +382,7 @@ export async function runHealthCheck(
       ...(healed ? { selfHeal: healed.report } : {}),
       deadman: { watched: deadman.watched, missed: deadman.missed, unparsable: deadman.unparsable },
       alerts,
+      tenantNotices: notices,
       notifications: {
         channels: channels.map((c) => c.name),
         sent: delivery.sent,

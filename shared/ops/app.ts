@@ -1,6 +1,6 @@
 /**
  * @module
- * The `whatsapp-ops` app: on-demand diagnose / fix / reconnect / reset / migrate of one tenant, the fleet's
+ * The `whatsapp-ops` app: on-demand diagnose / fix / reconnect / pairing-code / reset / migrate of one tenant, the fleet's
  * Evolution servers (`/servers/{list,register,enable,disable,drain,undrain,remove}`, `./servers.ts`), plus a status
  * read for the operator CLI. One Hono route per action; bodies are zod-validated (slug via `Slug`, unknown fields
  * refused) so bad input is a 400 naming the field; an unknown tenant is a 404; a second changing action on a tenant
@@ -23,6 +23,7 @@ import { Slug } from "../naming.ts";
 import { diagnose } from "./diagnose.ts";
 import { fixTenant, reconnectTenant } from "./fix.ts";
 import { migrateTenant } from "./migrate.ts";
+import { PairingCodeBody, pairingCodeTenant } from "./pairing.ts";
 import { resetTenant } from "./reset.ts";
 import { actorFrom, loadTenant } from "./tenants.ts";
 import { ensureDefaultServer, ServerUrl } from "../evolution/servers.ts";
@@ -98,6 +99,13 @@ export function createOpsApp(deps: Deps): Hono {
   app.post("/reconnect", async (c) => {
     const body = await readJson(c, ReconnectBody);
     return c.json(await reconnectTenant(deps, body.slug, { actor: actorFrom(c.req.header("x-ops-actor")) }));
+  });
+
+  app.post("/pairing-code", async (c) => {
+    const body = await readJson(c, PairingCodeBody);
+    return c.json(
+      await pairingCodeTenant(deps, body.slug, { actor: actorFrom(c.req.header("x-ops-actor")), number: body.number }),
+    );
   });
 
   app.post("/reset", async (c) => {
