@@ -2,7 +2,7 @@
 // (memory only, no `close` webhook, no row write) vs terminal ones per version, reconnect loops, the accumulating
 // QR count and its limit, setState's meaning, and a process restart.
 import assert from "node:assert/strict";
-import { api, control, ok, receiver, sim, sleep, until, VERSIONS } from "./_evolution_sim.ts";
+import { api, call, control, ok, receiver, sim, sleep, until, VERSIONS } from "./_evolution_sim.ts";
 
 const stateOf = async (i: ReturnType<typeof api>) => (await i.state()).body.instance.state;
 const storedOf = async (i: ReturnType<typeof api>) => (await i.stored())?.connectionStatus;
@@ -234,6 +234,36 @@ Deno.test("restartServer: down, then every instance reloaded from its row (2.3.7
     const counts = Object.fromEntries(s.control.instances().map((v) => [v.name, v.qrCount]));
     assert.equal(counts["revalya-closed"], 0, "a new memory object starts at 0");
     assert.ok(counts["revalya-pairing"] <= 1, "pairing again from 0");
+  } finally {
+    await s.close();
+    await r.close();
+  }
+});
+
+Deno.test("2.3.7 pairing code: connect?number= on a closed instance answers one with each QR (and in qrcode.updated); a connecting instance ignores the number; only the current code pairs", async () => {
+  const r = receiver();
+  const s = await sim("2.3.7", { firstQrMs: 50, connectWaitMs: 100 });
+  const name = "revalya-pairing";
+  const i = api(s, name);
+  try {
+    await i.create({ webhook: { url: r.url, events: [] } });
+    const plain = (await i.connect()).body;
+    assert.equal(plain.pairingCode, null, "no number, no pairing code");
+    const ignored = (await call(s.url, "GET", `/instance/connect/${name}?number=5511987654321`, s.apiKey)).body;
+    assert.equal(ignored.pairingCode, null, "a number sent to a connecting instance is ignored");
+    assert.throws(() => s.control.enterPairingCode(name, "AAAAAAAA"), /shows no pairing code/);
+    await i.logout();
+    const first = (await call(s.url, "GET", `/instance/connect/${name}?number=5511987654321`, s.apiKey)).body;
+    assert.match(String(first.pairingCode), /^[1-9A-HJ-NP-TV-Z]{8}$/);
+    assert.equal(typeof first.code, "string");
+    await s.control.drain();
+    const hooks = r.got.filter((g) => g.body.event === "qrcode.updated")
+      .map((g) => (g.body.data as { qrcode: { pairingCode: string | null } }).qrcode.pairingCode);
+    assert.equal(hooks.at(-1), first.pairingCode, "the event carries the same code");
+    assert.throws(() => s.control.enterPairingCode(name, "ZZZZZZZZ"), /Wrong pairing code/);
+    s.control.enterPairingCode(name, String(first.pairingCode).toLowerCase());
+    assert.deepEqual([await stateOf(i), await storedOf(i)], ["open", "open"]);
+    assert.throws(() => s.control.enterPairingCode(name, String(first.pairingCode)), /already has a session/);
   } finally {
     await s.close();
     await r.close();

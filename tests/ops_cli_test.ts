@@ -21,13 +21,13 @@ async function ops(...args: string[]) {
 }
 
 /** Seeds a correct instance in the test stack's simulator (over its HTTP control API). */
-async function seedOnStack(slug: string) {
+async function seedOnStack(slug: string, state: "open" | "close" = "open") {
   const s = stack();
   const headers = { [WEBHOOK_TOKEN_HEADER]: await webhookToken(slug, s.webhookSecret) };
   const res = await fetch(`${s.evolutionUrl}/_control/seedInstance`, {
     method: "POST",
     body: JSON.stringify([`revalya-${slug}`, {
-      state: "open",
+      state,
       webhookUrl: `${s.webhookBaseUrl}/api/whatsapp/webhook/${slug}`,
       webhookHeaders: headers,
     }]),
@@ -80,6 +80,26 @@ Deno.test("ops CLI: help, diagnose healthy/unhealthy with exit codes, refused re
     assert.equal(body.dryRun, true);
     assert.equal(body.report.violationCount, 0);
   });
+  await t.step(
+    "pairing-code: without --number exit 2; a connected number is refused (409, exit 2); a logged-out one gets its code",
+    async () => {
+      const usage = await ops("pairing-code", healthy.slug);
+      assert.equal(usage.code, 2);
+      assert.match(usage.stderr, /pairing-code needs --number/);
+      const bad = await ops("pairing-code", healthy.slug, "--number", "12-34");
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /400 .*number/);
+      const open = await ops("pairing-code", healthy.slug, "--number", "+5511987654321");
+      assert.equal(open.code, 2, open.stdout + open.stderr);
+      assert.match(open.stderr, /409 already_connected/);
+      const { slug } = await createTenant({ prefix: "cli-pc" });
+      await seedOnStack(slug, "close");
+      const r = await ops("pairing-code", slug, "--number", "+5511987654321");
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /pairing code\s+[1-9A-HJ-NP-TV-Z]{8} for \+55\*+4321/);
+      assert.match(r.stdout, /Link with phone number instead/);
+    },
+  );
   await t.step("status lists the latest job runs and the tenant's actions", async () => {
     const r = await ops("status", healthy.slug, "--json");
     assert.equal(r.code, 0, r.stderr);
