@@ -216,3 +216,33 @@ Deno.test("PairingNumber takes E.164 with or without +, digits only, 10 to 15 of
   }
   assert.equal(maskNumber("1234567890"), "+12****7890");
 });
+
+Deno.test("a logout, a reconnect whose QR codes run out, and a scan are one episode: one required, one done", async () => {
+  const x = await noticeFixture();
+  try {
+    const t = await x.f.tenant("tn-scan");
+    await x.run(t.slug);
+    x.f.sim.control.setState(t.instance, "close");
+    await x.run(t.slug);
+    const qr = await x.ops("reconnect", { slug: t.slug });
+    assert.equal(qr.json.connect?.kind, "qr", qr.text);
+    x.f.sim.control.qrLimit(t.instance); // nobody scanned: the limit
+    await x.run(t.slug);
+    const [n] = await testSql()<{ reason: string; last_reason: string }[]>`
+      select reason, last_reason from maintenance.tenant_notices where tenant_slug = ${t.slug} and closed_at is null`;
+    assert.deepEqual([n.reason, n.last_reason], ["logged_out", "qr_limit"]);
+    const again = await x.ops("reconnect", { slug: t.slug });
+    assert.equal(again.json.connect?.kind, "qr", again.text);
+    x.f.sim.control.scan(t.instance);
+    for (let i = 0; i < 2; i++) await x.run(t.slug);
+    await waitFor("the done notice", () => Promise.resolve(x.of(t.slug).length >= 2 || null), 5000);
+    assert.deepEqual(x.of(t.slug).map((e) => [e.type, e.data.reason]), [
+      ["tenant_action_required", "logged_out"],
+      ["tenant_action_done", "logged_out"],
+    ]);
+    assert.equal(x.of(t.slug)[1].data.lastReason, "qr_limit", "the last state a run recorded before it opened");
+  } finally {
+    await x.r.close();
+    await x.f.close();
+  }
+});
