@@ -78,11 +78,14 @@ try {
   step(`starting a throwaway stack (${profile.name}: db :${profile.dbPort}, functions :${profile.functionsPort})`);
   const info = await start(profile, { fresh: true });
   // Tests run each cron command themselves; pg_cron firing a job on its own schedule mid-test would only add noise
-  // (an extra run taking a job's lease, an extra notification). The schedules stay defined, just paused.
+  // (an extra run taking a job's lease, an extra notification, a rollup refresh moving the watermark a test set).
+  // The schedules stay defined, just paused.
   const psql = (command: string, url = info.dbUrl) =>
     sh("psql", ["-X", "-q", "-o", "/dev/null", "-d", url, "-c", command]);
   // As on Supabase, postgres may not write cron.job: schedules change through cron.alter_job.
-  await psql("select cron.alter_job(jobid, active := false) from cron.job where jobname like 'canais-%'");
+  await psql(
+    "select cron.alter_job(jobid, active := false) from cron.job where jobname like 'canais-%' or jobname = 'maintenance-rollups'",
+  );
   const testEnv = {
     CANAIS_STACK_FILE: `${profile.dir}/stack.json`,
     CANAIS_PORT_BASE: String(profile.functionsPort - 1),
