@@ -2,7 +2,7 @@
 -- tenant opened and closed by the tenant_health triggers, and the events queued once per episode on the
 -- application webhook channels only.
 begin;
-select plan(16);
+select plan(18);
 
 select is(maintenance.tenant_action_reason('logged_out', 'close', '{"listed":"close","reason":401}'), 'logged_out',
   'a logout asks for a new pairing');
@@ -56,6 +56,15 @@ select throws_ok($$insert into maintenance.tenant_notices (tenant_id, tenant_slu
   where tenant_slug = 'tn25-a' union all select tenant_id, tenant_slug, 'banned', 'banned', now(), now()
   from maintenance.tenant_notices where tenant_slug = 'tn25-a'$$, '23505', null,
   'at most one open episode per tenant');
+
+update maintenance.tenant_notices set opened_at = now() - interval '200 days', closed_at = now() - interval '100 days'
+  where tenant_slug = 'tn25-a';
+insert into maintenance.tenant_notices (tenant_id, tenant_slug, reason, last_reason, opened_at, last_seen_at)
+values ('00000000-0000-0000-0000-0000000025a2', 'tn25-b', 'banned', 'banned', now() - interval '200 days', now());
+select is(maintenance.purge_policy_batch('maintenance.tenant_notices', now(), 100, false), 1::bigint,
+  'cleanup-logs purges the episode closed 100 days ago');
+select results_eq($$select tenant_slug from maintenance.tenant_notices where tenant_slug like 'tn25-%'$$,
+  $$values ('tn25-b'::text)$$, 'an open episode is never purged, however old');
 
 select * from finish();
 rollback;
