@@ -76,7 +76,9 @@ language sql stable security definer set search_path = '' as $$
 $$;
 
 -- why: the incremental refresh of 20261202010000 (same watermark, same re-aggregation of the recent hours), now also
--- writing the connection figures.
+-- writing the connection figures. Its joins compare keys Postgres can hash (null-flag plus coalesce) instead of
+-- `is not distinct from`, which only a nested loop can evaluate: quadratic in the hours' rows (a week of 2,000
+-- tenants is ~330,000 rows).
 create or replace function maintenance.refresh_api_logs_rollup(recent interval default '2 hours', as_of timestamptz default now())
 returns table (hours_from timestamptz, hours_until timestamptz, rows_written bigint, watermark timestamptz)
 language plpgsql security definer set search_path = '' set work_mem = '64MB' as $$
@@ -149,12 +151,15 @@ begin
       coalesce(h.rt_values, '{}'), coalesce(h.rt_counts, '{}'), coalesce(e.j, '{}'), coalesce(v.j, '{}'),
       coalesce(c.conn_events, 0), coalesce(c.conn_opens, 0), coalesce(c.conn_closes, 0), coalesce(c.conn_drops, 0)
     from totals t
-    left join hist h on h.service is not distinct from t.service and h.tenant_slug is not distinct from t.tenant_slug
-      and h.hour = t.hour
-    left join errs e on e.service is not distinct from t.service and e.tenant_slug is not distinct from t.tenant_slug
-      and e.hour = t.hour
-    left join evs v on v.service is not distinct from t.service and v.tenant_slug is not distinct from t.tenant_slug
-      and v.hour = t.hour
+    left join hist h on (h.service is null) = (t.service is null)
+      and coalesce(h.service, '') = coalesce(t.service, '') and (h.tenant_slug is null) = (t.tenant_slug is null)
+      and coalesce(h.tenant_slug, '') = coalesce(t.tenant_slug, '') and h.hour = t.hour
+    left join errs e on (e.service is null) = (t.service is null)
+      and coalesce(e.service, '') = coalesce(t.service, '') and (e.tenant_slug is null) = (t.tenant_slug is null)
+      and coalesce(e.tenant_slug, '') = coalesce(t.tenant_slug, '') and e.hour = t.hour
+    left join evs v on (v.service is null) = (t.service is null)
+      and coalesce(v.service, '') = coalesce(t.service, '') and (v.tenant_slug is null) = (t.tenant_slug is null)
+      and coalesce(v.tenant_slug, '') = coalesce(t.tenant_slug, '') and v.hour = t.hour
     left join conn c on t.service = 'whatsapp' and (c.tenant_slug is null) = (t.tenant_slug is null)
       and coalesce(c.tenant_slug, '') = coalesce(t.tenant_slug, '') and c.hour = t.hour
     returning 1
@@ -179,6 +184,21 @@ left join maintenance.api_logs_hourly_conn(
   on h2.service = 'whatsapp' and (c.tenant_slug is null) = (h2.tenant_slug is null)
     and coalesce(c.tenant_slug, '') = coalesce(h2.tenant_slug, '') and c.hour = h2.hour
 where h2.ctid = h.ctid and h.conn_events is null;
+
+-- The raw-scan reports of 20261202006200 and 20261129002002 are kept, unchanged, under new names: the reports below
+-- call them when no hour of the period is rolled up (no watermark yet, or a period of raw hours only), so that case
+-- runs exactly today's plan. Renamed only once (a second run finds them renamed).
+do $$
+begin
+  if to_regprocedure('maintenance.performance_metrics_raw(timestamptz, timestamptz, text, integer)') is null then
+    alter function maintenance.performance_metrics(timestamptz, timestamptz, text, integer)
+      rename to performance_metrics_raw;
+  end if;
+  if to_regprocedure('maintenance.usage_report_raw(integer, timestamptz, integer)') is null then
+    alter function maintenance.usage_report(integer, timestamptz, integer) rename to usage_report_raw;
+  end if;
+end;
+$$;
 
 -- why: the part of [since, until) read from the rollups: the whole hours from the first rolled-up hour to the
 -- watermark (every hour in it was aggregated by a refresh; one without a row had no rows). Empty (both bounds
@@ -226,6 +246,9 @@ begin
     raise exception 'top_n must be between 0 and 1000: got %', top_n using errcode = '22023';
   end if;
   select s.rollup_from, s.rollup_until into r_lo, r_hi from maintenance.api_logs_rollup_span(since, until) s;
+  if r_lo >= r_hi then
+    return maintenance.performance_metrics_raw(since, until, service_name, top_n);
+  end if;
   with raw as materialized (
     select l.tenant_slug, l.status, l.error_type, l.response_time from public.api_logs l
     where l.service = service_name and l.created_at >= since and l.created_at < r_lo
@@ -417,11 +440,19 @@ begin
     r_lo := until;
     r_hi := until;
   end if;
+  if r_lo >= r_hi then
+    return maintenance.usage_report_raw(days, until, top_n);
+  end if;
   with conn as materialized (
-    select l.tenant_slug, l.data ->> 'state' as state, l.created_at < r_lo as first_part
+    select l.tenant_slug, l.data ->> 'state' as state, true as first_part
     from public.api_logs l
     where l.service = 'whatsapp' and l.event = 'connection.update' and l.status is distinct from 'error'
-      and ((l.created_at >= since and l.created_at < r_lo) or (l.created_at >= r_hi and l.created_at < until))
+      and l.created_at >= since and l.created_at < r_lo
+    union all
+    select l.tenant_slug, l.data ->> 'state' as state, false
+    from public.api_logs l
+    where l.service = 'whatsapp' and l.event = 'connection.update' and l.status is distinct from 'error'
+      and l.created_at >= r_hi and l.created_at < until
   ),
   roll as materialized (
     select h.tenant_slug, h.conn_events, h.conn_opens, h.conn_closes, h.conn_drops
@@ -481,6 +512,10 @@ begin
 end;
 $$;
 
+revoke all on function maintenance.performance_metrics_raw(timestamptz, timestamptz, text, integer),
+  maintenance.usage_report_raw(integer, timestamptz, integer) from public, anon, authenticated;
+grant execute on function maintenance.performance_metrics_raw(timestamptz, timestamptz, text, integer),
+  maintenance.usage_report_raw(integer, timestamptz, integer) to service_role;
 revoke all on function maintenance.api_logs_hourly_conn(timestamptz, timestamptz),
   maintenance.api_logs_rollup_span(timestamptz, timestamptz) from public, anon, authenticated;
 grant execute on function maintenance.api_logs_hourly_conn(timestamptz, timestamptz),
