@@ -198,6 +198,16 @@ export function renderTable(result: Record<string, unknown>): string {
         fmt(w.oursParts.performanceMetricsMs)
       } ms; seed fetched ${fmt(w.seedRowsFetched)} rows in ${fmt(w.seedPages)} pages`,
     );
+    if (w.fromRollups) {
+      const r = w.fromRollups;
+      lines.push(
+        `weekly report from rollups: ${fmt(r.ms)} ms (raw scan side by side ${fmt(r.rawAgainMs)} ms, ${
+          fmt(r.ratio)
+        }×); identical: ${r.identical}; performance_metrics ${fmt(r.performanceMetricsMs)} ms; refresh of the window ${
+          fmt(r.refreshMs)
+        } ms (${fmt(r.rollupRows)} hour rows, ${fmt(r.histogramElements)} histogram elements)`,
+      );
+    }
   }
   const p = get("purge");
   if (p?.error) rows.push(["retention purge", "", `error: ${p.error}`, "", "", ""]);
