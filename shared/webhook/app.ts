@@ -142,6 +142,12 @@ export function createWebhookApp(deps: Deps, options: RecorderOptions = {}): Hon
     // date_time is Evolution's local wall time with a `Z`, never UTC: it only tells redeliveries apart (dedup key)
     const at = envelope.date_time ? new Date(envelope.date_time) : null;
     const eventAt = at && !Number.isNaN(at.getTime()) ? at : null;
+    if (eventAt && (eventAt.getUTCFullYear() < 1 || eventAt.getUTCFullYear() > 9999)) {
+      // JavaScript reads it, Postgres cannot store it: refused here, before it could fail a batch
+      throw new ValidationError(`Invalid 'date_time': the year must be between 1 and 9999`, {
+        details: [{ field: "date_time", message: "the year must be between 1 and 9999" }],
+      });
+    }
     const payload = store ? (envelope.data ?? null) : null;
     // answered once the statement holding the event has committed (group commit: shared/webhook/batch.ts)
     const isNew = await recorder.record({
