@@ -2,8 +2,9 @@
  * @module
  * Webhook ingestion: distinct `connection.update` envelopes POSTed to the real `whatsapp-webhook` function of the
  * stack (functions router, over HTTP) by a load generator with bounded concurrency (p-map), each with its tenant's
- * `x-webhook-token`. Figures: events/s over the whole run, per-request latency p50/p99, non-2xx answers, and
- * events lost (sent and answered 200, yet no api_logs row). The seed has no ingestion path to compare with.
+ * `x-webhook-token`; then the same events, same load generator, to the simplest receiver (bench/webhook_baseline.ts,
+ * its own process: one plain api_logs insert per request). Figures for each: events/s over the whole run,
+ * per-request latency p50/p99, non-2xx answers, and events lost (sent, yet no api_logs row); the ratio of events/s.
  */
 import pMap from "p-map";
 import { WEBHOOK_TOKEN_HEADER, webhookToken } from "../shared/naming.ts";
@@ -27,13 +28,13 @@ export async function benchWebhook(ctx: BenchContext, options: WebhookBenchOptio
   const tokens = new Map(
     await Promise.all(slugs.map(async (s) => [s, await webhookToken(s, info.webhookSecret)] as const)),
   );
-  const runId = crypto.randomUUID();
   const base = Date.now();
-  const post = (i: number) => {
+  // the same events for both receivers; `runId` tells their rows apart
+  const post = (url: string, runId: string, i: number) => {
     const slug = slugs[i % slugs.length];
     const instance = `revalya-${slug}`;
     const state = ["connecting", "open", "close"][i % 3];
-    return fetch(`${info.webhookBaseUrl}/api/whatsapp/webhook/${slug}`, {
+    return fetch(`${url}/api/whatsapp/webhook/${slug}`, {
       method: "POST",
       headers: { "content-type": "application/json", [WEBHOOK_TOKEN_HEADER]: tokens.get(slug)! },
       body: JSON.stringify({
@@ -49,64 +50,116 @@ export async function benchWebhook(ctx: BenchContext, options: WebhookBenchOptio
     });
   };
 
-  // warm-up: the function's tenant cache and connections (not counted)
-  await pMap(slugs.slice(0, Math.min(slugs.length, 50)), async (_, i) => {
-    const res = await post(options.events + i);
-    await res.body?.cancel();
-  }, { concurrency: options.concurrency });
-
-  log(`webhook: ${options.events} events, concurrency ${options.concurrency}, ${options.tenants} tenants`);
-  const latencies: number[] = [];
-  const statuses: Record<string, number> = {};
-  let ok = 0;
-  const t0 = performance.now();
-  await pMap(Array.from({ length: options.events }, (_, i) => i), async (i) => {
-    const s = performance.now();
-    let status: string;
-    try {
-      const res = await post(i);
+  /** One receiver under the load: events/s, p50/p99, answers, and rows actually stored. */
+  const measure = async (name: string, url: string) => {
+    const runId = crypto.randomUUID();
+    // warm-up: the receiver's tenant cache and connections (not counted)
+    await pMap(slugs.slice(0, Math.min(slugs.length, 50)), async (_, i) => {
+      const res = await post(url, runId, options.events + i);
       await res.body?.cancel();
-      status = String(res.status);
-      if (res.status === 200) ok++;
-    } catch (error) {
-      status = error instanceof Error ? error.name : "error";
+    }, { concurrency: options.concurrency });
+    log(`webhook (${name}): ${options.events} events, concurrency ${options.concurrency}, ${options.tenants} tenants`);
+    const latencies: number[] = [];
+    const statuses: Record<string, number> = {};
+    let ok = 0;
+    const t0 = performance.now();
+    await pMap(Array.from({ length: options.events }, (_, i) => i), async (i) => {
+      const s = performance.now();
+      let status: string;
+      try {
+        const res = await post(url, runId, i);
+        await res.body?.cancel();
+        status = String(res.status);
+        if (res.status === 200) ok++;
+      } catch (error) {
+        status = error instanceof Error ? error.name : "error";
+      }
+      latencies.push(performance.now() - s);
+      statuses[status] = (statuses[status] ?? 0) + 1;
+    }, { concurrency: options.concurrency });
+    const ms = since(t0);
+    const [{ rows }] = await sql<{ rows: number }[]>`
+      select count(distinct (data ->> 'seq'))::int as rows from public.api_logs
+      where created_at >= ${new Date(base - 600_000)} and service = 'whatsapp' and event = 'connection.update'
+        and data ->> 'bench' = ${runId}
+        and (data ->> 'seq')::int < ${options.events}`;
+    const eventsPerSec = Math.round(options.events / (ms / 1000));
+    const p50 = percentile(latencies, 50);
+    const p99 = percentile(latencies, 99);
+    return { eventsPerSec, p50, p99, ms, answered200: ok, statuses, rows, lost: options.events - rows };
+  };
+
+  const baselinePort = Number(new URL(info.functionsUrl).port) + 45;
+  const baseline = await startBaseline(info.dbUrl, baselinePort);
+  try {
+    const ours = await measure("ours", info.webhookBaseUrl);
+    const simplest = await measure("baseline", `http://127.0.0.1:${baselinePort}`);
+    const enumeration = await timeUnknownVersusWrongToken(
+      info.webhookBaseUrl,
+      slugs[0],
+      options.fullSize ? 400 : 100,
+    );
+    const ratio = round(ours.eventsPerSec / simplest.eventsPerSec, 2);
+    return {
+      size: { events: options.events, tenants: options.tenants, concurrency: options.concurrency },
+      unit: "events/s",
+      ours,
+      baseline: simplest,
+      seed: null,
+      ratio,
+      seedNote: "the seed has no webhook ingestion path; the comparison is the simplest receiver " +
+        "(bench/webhook_baseline.ts: one plain api_logs insert per request, no dedup, no receipt)",
+      targets: [
+        target("≥ 1,000 events/s sustained", ours.eventsPerSec, {
+          min: 1000,
+          text: "≥ 1000 events/s",
+          applies: options.fullSize,
+        }),
+        target("≥ 2× the simplest receiver's events/s", ratio, { min: 2, text: "≥ 2", applies: options.fullSize }),
+        target("p99 ≤ 50 ms", ours.p99, { max: 50, text: "≤ 50 ms", applies: options.fullSize }),
+        target("0 events lost", ours.lost, { max: 0, text: "0" }),
+        target("unknown slug answered in the time of a wrong token (median ratio)", enumeration.ratio, {
+          min: 0.8,
+          max: 1.25,
+          text: "0.8–1.25",
+        }),
+      ],
+      enumeration,
+      seconds: round((ours.ms + simplest.ms) / 1000, 1),
+    };
+  } finally {
+    await baseline.stop();
+  }
+}
+
+/** Starts bench/webhook_baseline.ts as its own process (as the functions router is) and waits until it listens. */
+async function startBaseline(dbUrl: string, port: number) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", new URL("./webhook_baseline.ts", import.meta.url).pathname],
+    env: { SUPABASE_DB_URL: dbUrl, WEBHOOK_BASELINE_PORT: String(port), DENO_NO_UPDATE_CHECK: "1" },
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const until = Date.now() + 30_000;
+  for (;;) {
+    const res = await fetch(`http://127.0.0.1:${port}/`).catch(() => null);
+    if (res) {
+      await res.body?.cancel();
+      break;
     }
-    latencies.push(performance.now() - s);
-    statuses[status] = (statuses[status] ?? 0) + 1;
-  }, { concurrency: options.concurrency });
-  const ms = since(t0);
-  const [{ rows }] = await sql<{ rows: number }[]>`
-    select count(*)::int as rows from public.api_logs
-    where created_at >= ${new Date(base - 600_000)} and service = 'whatsapp' and event = 'connection.update'
-      and data ->> 'bench' = ${runId}
-      and (data ->> 'seq')::int < ${options.events}`;
-  const eventsPerSec = Math.round(options.events / (ms / 1000));
-  const enumeration = await timeUnknownVersusWrongToken(info.webhookBaseUrl, slugs[0], options.fullSize ? 400 : 100);
-  const p50 = percentile(latencies, 50);
-  const p99 = percentile(latencies, 99);
+    if (Date.now() > until) {
+      child.kill("SIGKILL");
+      throw new Error(`the baseline receiver did not listen on :${port}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
   return {
-    size: { events: options.events, tenants: options.tenants, concurrency: options.concurrency },
-    unit: "events/s",
-    ours: { eventsPerSec, p50, p99, ms, answered200: ok, statuses, rows, lost: options.events - rows },
-    seed: null,
-    ratio: null,
-    seedNote: "the seed has no webhook ingestion path to compare with: ours alone",
-    targets: [
-      target("≥ 1,000 events/s sustained", eventsPerSec, {
-        min: 1000,
-        text: "≥ 1000 events/s",
-        applies: options.fullSize,
-      }),
-      target("p99 ≤ 100 ms", p99, { max: 100, text: "≤ 100 ms", applies: options.fullSize }),
-      target("0 events lost", options.events - rows, { max: 0, text: "0" }),
-      target("unknown slug answered in the time of a wrong token (median ratio)", enumeration.ratio, {
-        min: 0.8,
-        max: 1.25,
-        text: "0.8–1.25",
-      }),
-    ],
-    enumeration,
-    seconds: round(ms / 1000, 1),
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await child.status;
+    },
   };
 }
 
