@@ -238,7 +238,9 @@ export function renderTable(result: Record<string, unknown>): string {
     lines.push(
       `webhook: ${fmt(k.ours.rows)} rows for ${fmt(k.size.events)} events: ${fmt(k.ours.lost)} lost; baseline ${
         fmt(k.baseline?.lost)
-      } lost`,
+      } lost; ours one statement per event ${fmt(k.perEvent?.eventsPerSec)} ev/s (p99 ${
+        fmt(k.perEvent?.p99)
+      } ms); ours behind the stack's router ${fmt(k.router?.eventsPerSec)} ev/s (p99 ${fmt(k.router?.p99)} ms)`,
     );
   }
   const sp = get("statusPage");

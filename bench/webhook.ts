@@ -2,12 +2,15 @@
  * @module
  * Webhook ingestion: distinct `connection.update` envelopes POSTed to the real `whatsapp-webhook` function of the
  * stack (functions router, over HTTP) by a load generator with bounded concurrency (p-map), each with its tenant's
- * `x-webhook-token`; then the same events, same load generator, to the simplest receiver (bench/webhook_baseline.ts,
- * its own process: one plain api_logs insert per request). Figures for each: events/s over the whole run,
- * per-request latency p50/p99, non-2xx answers, and events lost (sent, yet no api_logs row); the ratio of events/s.
+ * `x-webhook-token`; the same events, same load generator, to three receivers of bench/webhook_receiver.ts, each its
+ * own process served the same way: the simplest receiver (one plain api_logs insert per request, the baseline), ours
+ * (group commit) and ours with one statement per event (as before batching). Figures for each: events/s over the
+ * whole run, per-request latency p50/p99, non-2xx answers, events lost (sent, yet no api_logs row); the ratio is
+ * ours (own process) over the baseline.
  */
 import pMap from "p-map";
 import { WEBHOOK_TOKEN_HEADER, webhookToken } from "../shared/naming.ts";
+import { configEnv, type StackInfo } from "../dev/stack.ts";
 import { type BenchContext, percentile, round, since, target } from "./harness.ts";
 
 /** Options of the webhook benchmark. */
@@ -89,11 +92,18 @@ export async function benchWebhook(ctx: BenchContext, options: WebhookBenchOptio
     return { eventsPerSec, p50, p99, ms, answered200: ok, statuses, rows, lost: options.events - rows };
   };
 
-  const baselinePort = Number(new URL(info.functionsUrl).port) + 45;
-  const baseline = await startBaseline(info.dbUrl, baselinePort);
+  const port0 = Number(new URL(info.functionsUrl).port) + 45;
+  const receivers = {
+    ours: await startReceiver("ours", info, port0),
+    perEvent: await startReceiver("per-event", info, port0 + 1),
+    baseline: await startReceiver("baseline", info, port0 + 2),
+  };
   try {
-    const ours = await measure("ours", info.webhookBaseUrl);
-    const simplest = await measure("baseline", `http://127.0.0.1:${baselinePort}`);
+    // each in its own process, the same way; the real function of the stack (behind the router) too
+    const simplest = await measure("baseline", receivers.baseline.url);
+    const ours = await measure("ours", receivers.ours.url);
+    const perEvent = await measure("ours, one statement per event", receivers.perEvent.url);
+    const router = await measure("ours, the stack's function behind its router", info.webhookBaseUrl);
     const enumeration = await timeUnknownVersusWrongToken(
       info.webhookBaseUrl,
       slugs[0],
@@ -105,6 +115,8 @@ export async function benchWebhook(ctx: BenchContext, options: WebhookBenchOptio
       unit: "events/s",
       ours,
       baseline: simplest,
+      perEvent,
+      router,
       seed: null,
       ratio,
       seedNote: "the seed has no webhook ingestion path; the comparison is the simplest receiver " +
@@ -125,18 +137,25 @@ export async function benchWebhook(ctx: BenchContext, options: WebhookBenchOptio
         }),
       ],
       enumeration,
-      seconds: round((ours.ms + simplest.ms) / 1000, 1),
+      seconds: round((ours.ms + simplest.ms + perEvent.ms + router.ms) / 1000, 1),
     };
   } finally {
-    await baseline.stop();
+    for (const r of Object.values(receivers)) await r.stop();
   }
 }
 
-/** Starts bench/webhook_baseline.ts as its own process (as the functions router is) and waits until it listens. */
-async function startBaseline(dbUrl: string, port: number) {
+/** Starts bench/webhook_receiver.ts in `mode` as its own process (as the functions router is); waits until it listens. */
+async function startReceiver(mode: string, info: StackInfo, port: number) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", new URL("./webhook_baseline.ts", import.meta.url).pathname],
-    env: { SUPABASE_DB_URL: dbUrl, WEBHOOK_BASELINE_PORT: String(port), DENO_NO_UPDATE_CHECK: "1" },
+    args: ["run", "-A", "--quiet", new URL("./webhook_receiver.ts", import.meta.url).pathname],
+    clearEnv: true,
+    env: {
+      ...configEnv(info),
+      PATH: Deno.env.get("PATH") ?? "",
+      WEBHOOK_RECEIVER: mode,
+      WEBHOOK_RECEIVER_PORT: String(port),
+      DENO_NO_UPDATE_CHECK: "1",
+    },
     stdout: "null",
     stderr: "inherit",
   }).spawn();
@@ -149,11 +168,12 @@ async function startBaseline(dbUrl: string, port: number) {
     }
     if (Date.now() > until) {
       child.kill("SIGKILL");
-      throw new Error(`the baseline receiver did not listen on :${port}`);
+      throw new Error(`the ${mode} receiver did not listen on :${port}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
+    url: `http://127.0.0.1:${port}/whatsapp-webhook`,
     async stop() {
       try {
         child.kill("SIGTERM");
