@@ -4,9 +4,9 @@
  * (`maintenance.record_webhook_events`, a jsonb array in, one `is_new` per event out, in order) instead of one
  * `maintenance.record_webhook_event` call each.
  *
- * No timer: an event is written at once when no statement of this recorder is in flight (a lone event costs what it
- * did before, one call of the single-event function); while one is in flight, the events that arrive wait for it and
- * then go together in the next statement (at most {@link BATCH_MAX_EVENTS} events or {@link BATCH_MAX_BYTES} of
+ * No timer: an event is written at once when fewer than `maxInFlight` statements of this recorder are in flight (a
+ * lone event costs what it did before, one call of the single-event function); otherwise the events that arrive wait
+ * for one to end and then go together in the next statement (at most {@link BATCH_MAX_EVENTS} events or {@link BATCH_MAX_BYTES} of
  * request bodies per statement; more makes more statements). So the batch grows with the load by itself and an idle
  * receiver adds no wait. Each caller's promise settles only after the statement holding its event has returned,
  * i.e. committed (each statement is its own transaction), so an answered 200 is on disk as far as Postgres says.
@@ -40,7 +40,7 @@ export interface WebhookEvent {
 export interface RecorderOptions {
   maxEvents?: number;
   maxBytes?: number;
-  /** Statements of this recorder in flight at once (default 1: the pool's other connection stays free for lookups). */
+  /** Statements of this recorder in flight at once (default 2, the pool's size: one commits while the next runs). */
   maxInFlight?: number;
   /** false: every event in its own statement, as before batching (the bench's comparison). */
   batching?: boolean;
@@ -70,7 +70,7 @@ export interface Recorder {
 export function createRecorder(sql: Sql, options: RecorderOptions = {}): Recorder {
   const maxEvents = options.batching === false ? 1 : Math.max(1, options.maxEvents ?? BATCH_MAX_EVENTS);
   const maxBytes = options.maxBytes ?? BATCH_MAX_BYTES;
-  const maxInFlight = options.batching === false ? Infinity : Math.max(1, options.maxInFlight ?? 1);
+  const maxInFlight = options.batching === false ? Infinity : Math.max(1, options.maxInFlight ?? 2);
   const queue: Pending[] = [];
   let head = 0;
   let inFlight = 0;
