@@ -54,7 +54,7 @@ export async function benchWebhook(ctx: BenchContext, options: WebhookBenchOptio
   };
 
   /** One receiver under the load: events/s, p50/p99, answers, and rows actually stored. */
-  const measure = async (name: string, url: string) => {
+  const measure = async (name: string, url: string, pid?: number) => {
     const runId = crypto.randomUUID();
     // warm-up: the receiver's tenant cache and connections (not counted)
     await pMap(slugs.slice(0, Math.min(slugs.length, 50)), async (_, i) => {
@@ -65,6 +65,7 @@ export async function benchWebhook(ctx: BenchContext, options: WebhookBenchOptio
     const latencies: number[] = [];
     const statuses: Record<string, number> = {};
     let ok = 0;
+    const cpu0 = cpuMs(pid);
     const t0 = performance.now();
     await pMap(Array.from({ length: options.events }, (_, i) => i), async (i) => {
       const s = performance.now();
@@ -81,6 +82,11 @@ export async function benchWebhook(ctx: BenchContext, options: WebhookBenchOptio
       statuses[status] = (statuses[status] ?? 0) + 1;
     }, { concurrency: options.concurrency });
     const ms = since(t0);
+    const cpu1 = cpuMs(pid);
+    // the receiver process's CPU per event (user + system), where the machine's 2 cores go
+    const receiverCpuUsPerEvent = cpu0 === null || cpu1 === null
+      ? null
+      : Math.round(((cpu1 - cpu0) * 1000) / options.events);
     const [{ rows }] = await sql<{ rows: number }[]>`
       select count(distinct (data ->> 'seq'))::int as rows from public.api_logs
       where created_at >= ${new Date(base - 600_000)} and service = 'whatsapp' and event = 'connection.update'
@@ -89,7 +95,17 @@ export async function benchWebhook(ctx: BenchContext, options: WebhookBenchOptio
     const eventsPerSec = Math.round(options.events / (ms / 1000));
     const p50 = percentile(latencies, 50);
     const p99 = percentile(latencies, 99);
-    return { eventsPerSec, p50, p99, ms, answered200: ok, statuses, rows, lost: options.events - rows };
+    return {
+      eventsPerSec,
+      p50,
+      p99,
+      ms,
+      receiverCpuUsPerEvent,
+      answered200: ok,
+      statuses,
+      rows,
+      lost: options.events - rows,
+    };
   };
 
   const port0 = Number(new URL(info.functionsUrl).port) + 45;
@@ -100,9 +116,9 @@ export async function benchWebhook(ctx: BenchContext, options: WebhookBenchOptio
   };
   try {
     // each in its own process, the same way; the real function of the stack (behind the router) too
-    const simplest = await measure("baseline", receivers.baseline.url);
-    const ours = await measure("ours", receivers.ours.url);
-    const perEvent = await measure("ours, one statement per event", receivers.perEvent.url);
+    const simplest = await measure("baseline", receivers.baseline.url, receivers.baseline.pid);
+    const ours = await measure("ours", receivers.ours.url, receivers.ours.pid);
+    const perEvent = await measure("ours, one statement per event", receivers.perEvent.url, receivers.perEvent.pid);
     const router = await measure("ours, the stack's function behind its router", info.webhookBaseUrl);
     const enumeration = await timeUnknownVersusWrongToken(
       info.webhookBaseUrl,
@@ -173,6 +189,7 @@ async function startReceiver(mode: string, info: StackInfo, port: number) {
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
+    pid: child.pid,
     url: `http://127.0.0.1:${port}/whatsapp-webhook`,
     async stop() {
       try {
@@ -181,6 +198,19 @@ async function startReceiver(mode: string, info: StackInfo, port: number) {
       await child.status;
     },
   };
+}
+
+/** CPU time (user + system, ms) a process has used so far, from /proc (Linux); null elsewhere. */
+function cpuMs(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime are fields 14 and 15 of the whole line (11 and 12 after the name), in clock ticks (100/s)
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return null;
+  }
 }
 
 /**
