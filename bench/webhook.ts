@@ -11,7 +11,7 @@
 import pMap from "p-map";
 import { WEBHOOK_TOKEN_HEADER, webhookToken } from "../shared/naming.ts";
 import { configEnv, type StackInfo } from "../dev/stack.ts";
-import { type BenchContext, percentile, round, since, target } from "./harness.ts";
+import { type BenchContext, percentile, round, target } from "./harness.ts";
 
 /** Options of the webhook benchmark. */
 export interface WebhookBenchOptions {
@@ -53,56 +53,72 @@ export async function benchWebhook(ctx: BenchContext, options: WebhookBenchOptio
     });
   };
 
-  /** One receiver under the load: events/s, p50/p99, answers, and rows actually stored. */
-  const measure = async (name: string, url: string, pid?: number) => {
-    const runId = crypto.randomUUID();
-    // warm-up: the receiver's tenant cache and connections (not counted)
+  /** A receiver under the load: its answers, latencies and CPU, summed over the rounds. */
+  interface Run {
+    name: string;
+    url: string;
+    pid?: number;
+    runId: string;
+    latencies: number[];
+    statuses: Record<string, number>;
+    ok: number;
+    ms: number;
+    cpuMs: number | null;
+  }
+  const run = (name: string, url: string, pid?: number): Run => ({
+    name,
+    url,
+    pid,
+    runId: crypto.randomUUID(),
+    latencies: [],
+    statuses: {},
+    ok: 0,
+    ms: 0,
+    cpuMs: pid === undefined ? null : 0,
+  });
+  const warmUp = async (r: Run) => {
+    // the receiver's tenant cache and connections (not counted)
     await pMap(slugs.slice(0, Math.min(slugs.length, 50)), async (_, i) => {
-      const res = await post(url, runId, options.events + i);
+      const res = await post(r.url, r.runId, options.events + i);
       await res.body?.cancel();
     }, { concurrency: options.concurrency });
-    log(`webhook (${name}): ${options.events} events, concurrency ${options.concurrency}, ${options.tenants} tenants`);
-    const latencies: number[] = [];
-    const statuses: Record<string, number> = {};
-    let ok = 0;
-    const cpu0 = cpuMs(pid);
+  };
+  const load = async (r: Run, from: number, to: number) => {
+    const cpu0 = cpuMs(r.pid);
     const t0 = performance.now();
-    await pMap(Array.from({ length: options.events }, (_, i) => i), async (i) => {
+    await pMap(Array.from({ length: to - from }, (_, i) => from + i), async (i) => {
       const s = performance.now();
       let status: string;
       try {
-        const res = await post(url, runId, i);
+        const res = await post(r.url, r.runId, i);
         await res.body?.cancel();
         status = String(res.status);
-        if (res.status === 200) ok++;
+        if (res.status === 200) r.ok++;
       } catch (error) {
         status = error instanceof Error ? error.name : "error";
       }
-      latencies.push(performance.now() - s);
-      statuses[status] = (statuses[status] ?? 0) + 1;
+      r.latencies.push(performance.now() - s);
+      r.statuses[status] = (r.statuses[status] ?? 0) + 1;
     }, { concurrency: options.concurrency });
-    const ms = since(t0);
-    const cpu1 = cpuMs(pid);
-    // the receiver process's CPU per event (user + system), where the machine's 2 cores go
-    const receiverCpuUsPerEvent = cpu0 === null || cpu1 === null
-      ? null
-      : Math.round(((cpu1 - cpu0) * 1000) / options.events);
+    r.ms += performance.now() - t0;
+    const cpu1 = cpuMs(r.pid);
+    if (r.cpuMs !== null) r.cpuMs = cpu0 === null || cpu1 === null ? null : r.cpuMs + cpu1 - cpu0;
+  };
+  const figures = async (r: Run) => {
     const [{ rows }] = await sql<{ rows: number }[]>`
       select count(distinct (data ->> 'seq'))::int as rows from public.api_logs
       where created_at >= ${new Date(base - 600_000)} and service = 'whatsapp' and event = 'connection.update'
-        and data ->> 'bench' = ${runId}
+        and data ->> 'bench' = ${r.runId}
         and (data ->> 'seq')::int < ${options.events}`;
-    const eventsPerSec = Math.round(options.events / (ms / 1000));
-    const p50 = percentile(latencies, 50);
-    const p99 = percentile(latencies, 99);
     return {
-      eventsPerSec,
-      p50,
-      p99,
-      ms,
-      receiverCpuUsPerEvent,
-      answered200: ok,
-      statuses,
+      eventsPerSec: Math.round(options.events / (r.ms / 1000)),
+      p50: percentile(r.latencies, 50),
+      p99: percentile(r.latencies, 99),
+      ms: round(r.ms, 1),
+      // the receiver process's CPU per event (user + system): where the machine's 2 cores go
+      receiverCpuUsPerEvent: r.cpuMs === null ? null : Math.round((r.cpuMs * 1000) / options.events),
+      answered200: r.ok,
+      statuses: r.statuses,
       rows,
       lost: options.events - rows,
     };
@@ -115,11 +131,27 @@ export async function benchWebhook(ctx: BenchContext, options: WebhookBenchOptio
     baseline: await startReceiver("baseline", info, port0 + 2),
   };
   try {
-    // each in its own process, the same way; the real function of the stack (behind the router) too
-    const simplest = await measure("baseline", receivers.baseline.url, receivers.baseline.pid);
-    const ours = await measure("ours", receivers.ours.url, receivers.ours.pid);
-    const perEvent = await measure("ours, one statement per event", receivers.perEvent.url, receivers.perEvent.pid);
-    const router = await measure("ours, the stack's function behind its router", info.webhookBaseUrl);
+    // each in its own process, served the same way; the real function of the stack (behind its router) too
+    const runs = [
+      run("baseline", receivers.baseline.url, receivers.baseline.pid),
+      run("ours", receivers.ours.url, receivers.ours.pid),
+      run("ours, one statement per event", receivers.perEvent.url, receivers.perEvent.pid),
+      run("ours, the stack's function behind its router", info.webhookBaseUrl),
+    ];
+    for (const r of runs) await warmUp(r);
+    // the same events to each, in alternating rounds (the order rotating), so a change of the machine's load
+    // meanwhile falls on all of them alike
+    const rounds = options.fullSize ? 8 : 2;
+    log(
+      `webhook: ${options.events} events to each of ${runs.length} receivers in ${rounds} alternating rounds, ` +
+        `concurrency ${options.concurrency}, ${options.tenants} tenants`,
+    );
+    for (let k = 0; k < rounds; k++) {
+      const from = Math.floor((k * options.events) / rounds);
+      const to = Math.floor(((k + 1) * options.events) / rounds);
+      for (let j = 0; j < runs.length; j++) await load(runs[(j + k) % runs.length], from, to);
+    }
+    const [simplest, ours, perEvent, router] = await Promise.all(runs.map(figures));
     const enumeration = await timeUnknownVersusWrongToken(
       info.webhookBaseUrl,
       slugs[0],
