@@ -204,6 +204,7 @@ async function startReceiver(mode: string, info: StackInfo, port: number) {
       WEBHOOK_RECEIVER_PORT: String(port),
       DENO_NO_UPDATE_CHECK: "1",
     },
+    stdin: "piped",
     stdout: "null",
     stderr: "inherit",
   }).spawn();
@@ -224,6 +225,7 @@ async function startReceiver(mode: string, info: StackInfo, port: number) {
     pid: child.pid,
     url: `http://127.0.0.1:${port}/whatsapp-webhook`,
     async stop() {
+      await child.stdin.close().catch(() => {});
       try {
         child.kill("SIGTERM");
       } catch { /* gone */ }

@@ -22,6 +22,12 @@ const port = Number(Deno.env.get("WEBHOOK_RECEIVER_PORT"));
 const serve = (handler: (req: Request) => Response | Promise<Response>) =>
   Deno.serve({ hostname: "127.0.0.1", port, onListen: () => console.log(`${mode} on :${port}`) }, handler);
 
+// the bench holds our stdin open: when it ends (the bench done, killed or interrupted), so do we
+(async () => {
+  for await (const _ of Deno.stdin.readable) { /* nothing is ever sent */ }
+  Deno.exit(0);
+})();
+
 if (mode === "ours" || mode === "per-event") {
   const app = createWebhookApp(buildDeps(loadConfig()), { batching: mode === "ours" });
   serve(app.fetch);
