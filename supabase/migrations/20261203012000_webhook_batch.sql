@@ -14,9 +14,13 @@
 --     + their count, and the state of the connection.update with the latest source time (the later one on a tie)
 --     when it is not older than the stored one (>=, as there).
 -- Rows are written in key order (receipts) and slug order (activity) so concurrent batches lock in one order.
+-- plpgsql for its plan cache: the statement is planned once per connection, not at every call as a SQL function's
+-- body is (measured: 0.9 ms against 1.5 ms for 8 events; one record_webhook_event call is 0.65 ms).
 create or replace function maintenance.record_webhook_events(events jsonb)
 returns table (ord integer, is_new boolean)
-language sql volatile security definer set search_path = '' as $$
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  return query
   with ev as (
     select e.n::integer as n, e.v ->> 'slug' as slug, e.v ->> 'instance' as instance_name,
       e.v ->> 'event' as event_name, (e.v ->> 'at')::timestamptz as event_at,
@@ -96,6 +100,7 @@ language sql volatile security definer set search_path = '' as $$
     returning 1
   )
   select f.n, f.fresh_event from fresh f order by f.n;
+end;
 $$;
 revoke all on function maintenance.record_webhook_events(jsonb) from public, anon, authenticated;
 grant execute on function maintenance.record_webhook_events(jsonb) to service_role;
