@@ -239,11 +239,19 @@ export function renderTable(result: Record<string, unknown>): string {
       "webhook ingestion",
       `${fmt(k.size.events)} events, concurrency ${k.size.concurrency}`,
       `${fmt(k.ours.eventsPerSec)} ev/s, p50 ${fmt(k.ours.p50)} / p99 ${fmt(k.ours.p99)} ms`,
-      "none (no seed path)",
-      "—",
+      `simplest receiver: ${fmt(k.baseline?.eventsPerSec)} ev/s, p50 ${fmt(k.baseline?.p50)} / p99 ${
+        fmt(k.baseline?.p99)
+      } ms`,
+      fmt(k.ratio),
       targets(k),
     ]);
-    lines.push(`webhook: ${fmt(k.ours.rows)} rows for ${fmt(k.size.events)} events: ${fmt(k.ours.lost)} lost`);
+    lines.push(
+      `webhook: ${fmt(k.ours.rows)} rows for ${fmt(k.size.events)} events: ${fmt(k.ours.lost)} lost; baseline ${
+        fmt(k.baseline?.lost)
+      } lost; ours one statement per event ${fmt(k.perEvent?.eventsPerSec)} ev/s (p99 ${
+        fmt(k.perEvent?.p99)
+      } ms); ours behind the stack's router ${fmt(k.router?.eventsPerSec)} ev/s (p99 ${fmt(k.router?.p99)} ms)`,
+    );
   }
   const sp = get("statusPage");
   if (sp?.error) rows.push(["status page", "", `error: ${sp.error}`, "", "", ""]);

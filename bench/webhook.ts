@@ -2,12 +2,16 @@
  * @module
  * Webhook ingestion: distinct `connection.update` envelopes POSTed to the real `whatsapp-webhook` function of the
  * stack (functions router, over HTTP) by a load generator with bounded concurrency (p-map), each with its tenant's
- * `x-webhook-token`. Figures: events/s over the whole run, per-request latency p50/p99, non-2xx answers, and
- * events lost (sent and answered 200, yet no api_logs row). The seed has no ingestion path to compare with.
+ * `x-webhook-token`; the same events, same load generator, to three receivers of bench/webhook_receiver.ts, each its
+ * own process served the same way: the simplest receiver (one plain api_logs insert per request, the baseline), ours
+ * (group commit) and ours with one statement per event (as before batching). Figures for each: events/s over the
+ * whole run, per-request latency p50/p99, non-2xx answers, events lost (sent, yet no api_logs row); the ratio is
+ * ours (own process) over the baseline.
  */
 import pMap from "p-map";
 import { WEBHOOK_TOKEN_HEADER, webhookToken } from "../shared/naming.ts";
-import { type BenchContext, percentile, round, since, target } from "./harness.ts";
+import { configEnv, type StackInfo } from "../dev/stack.ts";
+import { type BenchContext, percentile, round, target } from "./harness.ts";
 
 /** Options of the webhook benchmark. */
 export interface WebhookBenchOptions {
@@ -27,13 +31,13 @@ export async function benchWebhook(ctx: BenchContext, options: WebhookBenchOptio
   const tokens = new Map(
     await Promise.all(slugs.map(async (s) => [s, await webhookToken(s, info.webhookSecret)] as const)),
   );
-  const runId = crypto.randomUUID();
   const base = Date.now();
-  const post = (i: number) => {
+  // the same events for both receivers; `runId` tells their rows apart
+  const post = (url: string, runId: string, i: number) => {
     const slug = slugs[i % slugs.length];
     const instance = `revalya-${slug}`;
     const state = ["connecting", "open", "close"][i % 3];
-    return fetch(`${info.webhookBaseUrl}/api/whatsapp/webhook/${slug}`, {
+    return fetch(`${url}/api/whatsapp/webhook/${slug}`, {
       method: "POST",
       headers: { "content-type": "application/json", [WEBHOOK_TOKEN_HEADER]: tokens.get(slug)! },
       body: JSON.stringify({
@@ -49,65 +53,198 @@ export async function benchWebhook(ctx: BenchContext, options: WebhookBenchOptio
     });
   };
 
-  // warm-up: the function's tenant cache and connections (not counted)
-  await pMap(slugs.slice(0, Math.min(slugs.length, 50)), async (_, i) => {
-    const res = await post(options.events + i);
-    await res.body?.cancel();
-  }, { concurrency: options.concurrency });
-
-  log(`webhook: ${options.events} events, concurrency ${options.concurrency}, ${options.tenants} tenants`);
-  const latencies: number[] = [];
-  const statuses: Record<string, number> = {};
-  let ok = 0;
-  const t0 = performance.now();
-  await pMap(Array.from({ length: options.events }, (_, i) => i), async (i) => {
-    const s = performance.now();
-    let status: string;
-    try {
-      const res = await post(i);
+  /** A receiver under the load: its answers, latencies and CPU, summed over the rounds. */
+  interface Run {
+    name: string;
+    url: string;
+    pid?: number;
+    runId: string;
+    latencies: number[];
+    statuses: Record<string, number>;
+    ok: number;
+    ms: number;
+    cpuMs: number | null;
+  }
+  const run = (name: string, url: string, pid?: number): Run => ({
+    name,
+    url,
+    pid,
+    runId: crypto.randomUUID(),
+    latencies: [],
+    statuses: {},
+    ok: 0,
+    ms: 0,
+    cpuMs: pid === undefined ? null : 0,
+  });
+  const warmUp = async (r: Run) => {
+    // the receiver's tenant cache and connections (not counted)
+    await pMap(slugs.slice(0, Math.min(slugs.length, 50)), async (_, i) => {
+      const res = await post(r.url, r.runId, options.events + i);
       await res.body?.cancel();
-      status = String(res.status);
-      if (res.status === 200) ok++;
-    } catch (error) {
-      status = error instanceof Error ? error.name : "error";
-    }
-    latencies.push(performance.now() - s);
-    statuses[status] = (statuses[status] ?? 0) + 1;
-  }, { concurrency: options.concurrency });
-  const ms = since(t0);
-  const [{ rows }] = await sql<{ rows: number }[]>`
-    select count(*)::int as rows from public.api_logs
-    where created_at >= ${new Date(base - 600_000)} and service = 'whatsapp' and event = 'connection.update'
-      and data ->> 'bench' = ${runId}
-      and (data ->> 'seq')::int < ${options.events}`;
-  const eventsPerSec = Math.round(options.events / (ms / 1000));
-  const enumeration = await timeUnknownVersusWrongToken(info.webhookBaseUrl, slugs[0], options.fullSize ? 400 : 100);
-  const p50 = percentile(latencies, 50);
-  const p99 = percentile(latencies, 99);
-  return {
-    size: { events: options.events, tenants: options.tenants, concurrency: options.concurrency },
-    unit: "events/s",
-    ours: { eventsPerSec, p50, p99, ms, answered200: ok, statuses, rows, lost: options.events - rows },
-    seed: null,
-    ratio: null,
-    seedNote: "the seed has no webhook ingestion path to compare with: ours alone",
-    targets: [
-      target("≥ 1,000 events/s sustained", eventsPerSec, {
-        min: 1000,
-        text: "≥ 1000 events/s",
-        applies: options.fullSize,
-      }),
-      target("p99 ≤ 100 ms", p99, { max: 100, text: "≤ 100 ms", applies: options.fullSize }),
-      target("0 events lost", options.events - rows, { max: 0, text: "0" }),
-      target("unknown slug answered in the time of a wrong token (median ratio)", enumeration.ratio, {
-        min: 0.8,
-        max: 1.25,
-        text: "0.8–1.25",
-      }),
-    ],
-    enumeration,
-    seconds: round(ms / 1000, 1),
+    }, { concurrency: options.concurrency });
   };
+  const load = async (r: Run, from: number, to: number) => {
+    const cpu0 = cpuMs(r.pid);
+    const t0 = performance.now();
+    await pMap(Array.from({ length: to - from }, (_, i) => from + i), async (i) => {
+      const s = performance.now();
+      let status: string;
+      try {
+        const res = await post(r.url, r.runId, i);
+        await res.body?.cancel();
+        status = String(res.status);
+        if (res.status === 200) r.ok++;
+      } catch (error) {
+        status = error instanceof Error ? error.name : "error";
+      }
+      r.latencies.push(performance.now() - s);
+      r.statuses[status] = (r.statuses[status] ?? 0) + 1;
+    }, { concurrency: options.concurrency });
+    r.ms += performance.now() - t0;
+    const cpu1 = cpuMs(r.pid);
+    if (r.cpuMs !== null) r.cpuMs = cpu0 === null || cpu1 === null ? null : r.cpuMs + cpu1 - cpu0;
+  };
+  const figures = async (r: Run) => {
+    const [{ rows }] = await sql<{ rows: number }[]>`
+      select count(distinct (data ->> 'seq'))::int as rows from public.api_logs
+      where created_at >= ${new Date(base - 600_000)} and service = 'whatsapp' and event = 'connection.update'
+        and data ->> 'bench' = ${r.runId}
+        and (data ->> 'seq')::int < ${options.events}`;
+    return {
+      eventsPerSec: Math.round(options.events / (r.ms / 1000)),
+      p50: percentile(r.latencies, 50),
+      p99: percentile(r.latencies, 99),
+      ms: round(r.ms, 1),
+      // the receiver process's CPU per event (user + system): where the machine's 2 cores go
+      receiverCpuUsPerEvent: r.cpuMs === null ? null : Math.round((r.cpuMs * 1000) / options.events),
+      answered200: r.ok,
+      statuses: r.statuses,
+      rows,
+      lost: options.events - rows,
+    };
+  };
+
+  const port0 = Number(new URL(info.functionsUrl).port) + 45;
+  const receivers = {
+    ours: await startReceiver("ours", info, port0),
+    perEvent: await startReceiver("per-event", info, port0 + 1),
+    baseline: await startReceiver("baseline", info, port0 + 2),
+  };
+  try {
+    // each in its own process, served the same way; the real function of the stack (behind its router) too
+    const runs = [
+      run("baseline", receivers.baseline.url, receivers.baseline.pid),
+      run("ours", receivers.ours.url, receivers.ours.pid),
+      run("ours, one statement per event", receivers.perEvent.url, receivers.perEvent.pid),
+      run("ours, the stack's function behind its router", info.webhookBaseUrl),
+    ];
+    for (const r of runs) await warmUp(r);
+    // the same events to each, in alternating rounds (the order rotating), so a change of the machine's load
+    // meanwhile falls on all of them alike
+    const rounds = options.fullSize ? 8 : 2;
+    log(
+      `webhook: ${options.events} events to each of ${runs.length} receivers in ${rounds} alternating rounds, ` +
+        `concurrency ${options.concurrency}, ${options.tenants} tenants`,
+    );
+    for (let k = 0; k < rounds; k++) {
+      const from = Math.floor((k * options.events) / rounds);
+      const to = Math.floor(((k + 1) * options.events) / rounds);
+      for (let j = 0; j < runs.length; j++) await load(runs[(j + k) % runs.length], from, to);
+    }
+    const [simplest, ours, perEvent, router] = await Promise.all(runs.map(figures));
+    const enumeration = await timeUnknownVersusWrongToken(
+      info.webhookBaseUrl,
+      slugs[0],
+      options.fullSize ? 400 : 100,
+    );
+    const ratio = round(ours.eventsPerSec / simplest.eventsPerSec, 2);
+    return {
+      size: { events: options.events, tenants: options.tenants, concurrency: options.concurrency },
+      unit: "events/s",
+      ours,
+      baseline: simplest,
+      perEvent,
+      router,
+      seed: null,
+      ratio,
+      seedNote: "the seed has no webhook ingestion path; the comparison is the simplest receiver " +
+        "(bench/webhook_baseline.ts: one plain api_logs insert per request, no dedup, no receipt)",
+      targets: [
+        target("≥ 1,000 events/s sustained", ours.eventsPerSec, {
+          min: 1000,
+          text: "≥ 1000 events/s",
+          applies: options.fullSize,
+        }),
+        target("≥ 2× the simplest receiver's events/s", ratio, { min: 2, text: "≥ 2", applies: options.fullSize }),
+        target("p99 ≤ 50 ms", ours.p99, { max: 50, text: "≤ 50 ms", applies: options.fullSize }),
+        target("0 events lost", ours.lost, { max: 0, text: "0" }),
+        target("unknown slug answered in the time of a wrong token (median ratio)", enumeration.ratio, {
+          min: 0.8,
+          max: 1.25,
+          text: "0.8–1.25",
+        }),
+      ],
+      enumeration,
+      seconds: round((ours.ms + simplest.ms + perEvent.ms + router.ms) / 1000, 1),
+    };
+  } finally {
+    for (const r of Object.values(receivers)) await r.stop();
+  }
+}
+
+/** Starts bench/webhook_receiver.ts in `mode` as its own process (as the functions router is); waits until it listens. */
+async function startReceiver(mode: string, info: StackInfo, port: number) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", new URL("./webhook_receiver.ts", import.meta.url).pathname],
+    clearEnv: true,
+    env: {
+      ...configEnv(info),
+      PATH: Deno.env.get("PATH") ?? "",
+      WEBHOOK_RECEIVER: mode,
+      WEBHOOK_RECEIVER_PORT: String(port),
+      DENO_NO_UPDATE_CHECK: "1",
+    },
+    stdin: "piped",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const until = Date.now() + 30_000;
+  for (;;) {
+    const res = await fetch(`http://127.0.0.1:${port}/`).catch(() => null);
+    if (res) {
+      await res.body?.cancel();
+      break;
+    }
+    if (Date.now() > until) {
+      child.kill("SIGKILL");
+      throw new Error(`the ${mode} receiver did not listen on :${port}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    pid: child.pid,
+    url: `http://127.0.0.1:${port}/whatsapp-webhook`,
+    async stop() {
+      await child.stdin.close().catch(() => {});
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await child.status;
+    },
+  };
+}
+
+/** CPU time (user + system, ms) a process has used so far, from /proc (Linux); null elsewhere. */
+function cpuMs(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime are fields 14 and 15 of the whole line (11 and 12 after the name), in clock ticks (100/s)
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -66,6 +66,8 @@ export function profileFromEnv(env = Deno.env.toObject()): Profile {
     dbPort: base + 2,
     functionsPort: base + 1,
     evolutionPort: base + 3,
+    // `npm run bench -- --durable` sets it: Postgres keeps fsync and synchronous_commit on
+    durable: env.CANAIS_DURABLE === "1",
   };
 }
 

@@ -9,10 +9,11 @@
  * work, so the receiver tells strangers nothing about which tenants exist); the body is JSON ≤ 1 MB with Evolution's
  * webhook envelope (400/413/415; text the database cannot store, such as NUL or a lone surrogate, is a 400 naming
  * the field); the envelope's `instance` is the tenant's own instance name, else 403 and a cross-tenant attempt on
- * record (also when the body held such text: the attempt is stored sanitised). Then ONE statement
- * (`maintenance.record_webhook_event`) stores the receipt (dedup of redeliveries), the `api_logs` row for
- * connection/lifecycle events and the tenant's webhook activity. Tenants are looked up by one indexed query and
- * cached for a few seconds.
+ * record (also when the body held such text: the attempt is stored sanitised). Then ONE statement stores the
+ * receipt (dedup of redeliveries), the `api_logs` row for connection/lifecycle events and the tenant's webhook
+ * activity: `maintenance.record_webhook_event` for a lone event, `maintenance.record_webhook_events` for the events
+ * of concurrent requests together (group commit, ./batch.ts); the answer goes out after that statement committed.
+ * Tenants are looked up by one indexed query and cached for a few seconds.
  */
 import type { Hono } from "hono";
 import { z } from "zod";
@@ -23,6 +24,7 @@ import { ForbiddenError, UnauthorizedError, ValidationError } from "../errors.ts
 import { cleanText, inspectJson, sanitizeJson } from "../strict_json.ts";
 import { instanceName, parseSlug, WEBHOOK_TOKEN_HEADER, WEBHOOK_TOKEN_PARAM, webhookToken } from "../naming.ts";
 import { eventSuffix, LOGGED_EVENTS } from "../evolution/events.ts";
+import { createRecorder, type RecorderOptions } from "./batch.ts";
 
 /** Evolution's webhook envelope (docs/EVOLUTION.md), as far as the receiver needs it (other keys are allowed and ignored). */
 export const WebhookEnvelope = z.object({
@@ -54,9 +56,10 @@ const MISSING_TTL_MS = TENANT_TTL_MS;
 const CACHE_MAX = 20_000;
 
 /** Builds the whatsapp-webhook app. */
-export function createWebhookApp(deps: Deps): Hono {
+export function createWebhookApp(deps: Deps, options: RecorderOptions = {}): Hono {
   const { sql, config } = deps;
   const app = createFunctionApp("whatsapp-webhook");
+  const recorder = createRecorder(sql, options);
   const cache = new Map<string, Promise<TenantEntry>>();
 
   async function load(slug: string): Promise<TenantEntry> {
@@ -139,14 +142,24 @@ export function createWebhookApp(deps: Deps): Hono {
     // date_time is Evolution's local wall time with a `Z`, never UTC: it only tells redeliveries apart (dedup key)
     const at = envelope.date_time ? new Date(envelope.date_time) : null;
     const eventAt = at && !Number.isNaN(at.getTime()) ? at : null;
+    if (eventAt && (eventAt.getUTCFullYear() < 1 || eventAt.getUTCFullYear() > 9999)) {
+      // JavaScript reads it, Postgres cannot store it: refused here, before it could fail a batch
+      throw new ValidationError(`Invalid 'date_time': the year must be between 1 and 9999`, {
+        details: [{ field: "date_time", message: "the year must be between 1 and 9999" }],
+      });
+    }
     const payload = store ? (envelope.data ?? null) : null;
-    // idempotent (receipts dedup redeliveries), so a dead connection is retried once on a new one
-    const [row] = await retryOnConnectionLoss(() =>
-      sql<{ is_new: boolean }[]>`
-        select maintenance.record_webhook_event(${slug}, ${envelope.instance}, ${envelope.event}, ${eventAt},
-          ${payload === null ? null : sql.json(payload as never)}, ${store}) as is_new`
-    );
-    return c.json({ ok: true, event: envelope.event, stored: store, duplicate: !row.is_new });
+    // answered once the statement holding the event has committed (group commit: shared/webhook/batch.ts)
+    const isNew = await recorder.record({
+      slug,
+      instance: envelope.instance,
+      event: envelope.event,
+      at: eventAt,
+      payload,
+      store,
+      bytes: text.length,
+    });
+    return c.json({ ok: true, event: envelope.event, stored: store, duplicate: !isNew });
   });
   return app;
 }
