@@ -129,10 +129,10 @@ $$;
 revoke all on function maintenance.api_logs_conversion_mirror() from public, anon, authenticated;
 
 -- why: step 1 of the batched conversion. Builds public.api_logs_next in the target layout (day partitions from the
--- oldest row to `days_ahead` days ahead and a default partition, or one plain table) with every index of
--- api_logs (empty, so instantly), then installs the mirror trigger under a SHARE ROW EXCLUSIVE lock held only for
--- that (writers wait at most until it commits, a few milliseconds; `lock_wait` bounds how long it queues itself).
--- Returns 'started', or 'unchanged' when api_logs already has that layout.
+-- oldest row, at most 366 days back, to `days_ahead` days ahead, and a default partition for anything else; or one
+-- plain table) with every index of api_logs (empty, so instantly), then installs the mirror trigger under a SHARE
+-- ROW EXCLUSIVE lock held only for that (writers wait at most until it commits, a few milliseconds; `lock_wait`
+-- bounds how long it queues itself). Returns 'started', or 'unchanged' when api_logs already has that layout.
 create or replace function maintenance.api_logs_convert_start(
   to_partitioned boolean, days_ahead integer default 7, lock_wait interval default '3 seconds'
 )
@@ -174,7 +174,10 @@ begin
     if pg_catalog.to_regclass('public.api_logs_default') is null then
       execute 'create table public.api_logs_default partition of public.api_logs_next default';
     end if;
-    select coalesce(min(created_at), now()) at time zone 'UTC' into first_day from public.api_logs;
+    -- a day partition for every day from the oldest row, but at most 366 days back: older rows (a stray one from
+    -- years ago would otherwise make thousands of partitions) go to the default partition
+    select greatest(coalesce(min(created_at), now()) at time zone 'UTC', (now() at time zone 'UTC')::date - 366)
+      into first_day from public.api_logs;
     for d in select x::date from generate_series(first_day, (now() at time zone 'UTC')::date + days_ahead,
         interval '1 day') x loop
       execute format('create table public.%I partition of public.api_logs_next for values from (%L) to (%L)',
