@@ -44,7 +44,11 @@ interface PurgeRun {
   writer: ReturnType<typeof writerFigures>;
   writerBaseline: ReturnType<typeof writerFigures>;
   writerErrors: string[];
+  /** WAL written during the purge (`pg_wal_lsn_diff` of `pg_current_wal_lsn()`), the writer's few rows included. */
+  walBytes: number;
 }
+
+const lsn = async (ctx: BenchContext) => (await ctx.sql<{ l: string }[]>`select pg_current_wal_lsn()::text as l`)[0].l;
 
 async function withWriter(
   ctx: BenchContext,
@@ -53,20 +57,25 @@ async function withWriter(
   purge: () => Promise<{ deleted: number; batches?: number; status?: string }>,
 ): Promise<PurgeRun> {
   const writer: Writer = startWriter(ctx.info.dbUrl, { slug: `${data.prefix}0` });
-  let run: { result: { deleted: number; batches?: number; status?: string }; ms: number } | undefined;
+  let run: { result: { deleted: number; batches?: number; status?: string }; ms: number; walBytes: number } | undefined;
   let failure: unknown;
   try {
     await new Promise((r) => setTimeout(r, baselineMs));
     writer.mark();
+    const l0 = await lsn(ctx);
     const t0 = performance.now();
     const result = await purge();
-    run = { result, ms: since(t0) };
+    const ms = since(t0);
+    const [{ wal }] = await ctx.sql<
+      { wal: string }[]
+    >`select pg_wal_lsn_diff(pg_current_wal_lsn(), ${l0})::text as wal`;
+    run = { result, ms, walBytes: Number(wal) };
   } catch (error) {
     failure = error;
   }
   const stopped = await writer.stop();
   if (!run) throw failure;
-  const { result, ms } = run;
+  const { result, ms, walBytes } = run;
   const [baseline, during] = stopped.windows;
   const [baselineWindowMs, duringWindowMs] = stopped.windowMs;
   return {
@@ -76,6 +85,7 @@ async function withWriter(
     writer: writerFigures(during ?? [], duringWindowMs ?? 0),
     writerBaseline: writerFigures(baseline, baselineWindowMs),
     writerErrors: stopped.errors,
+    walBytes,
   };
 }
 
@@ -107,27 +117,58 @@ export async function benchPurge(ctx: BenchContext, data: Dataset, options: Purg
     notify: createNotifier(config, { sql: jobSql, channels: [] }),
     now: () => new Date(Date.now() - offset),
   });
-  let ours: PurgeRun;
-  try {
-    ours = await withWriter(ctx, data, baselineMs, async () => {
-      offset = shift();
-      const res = await runJob(deps, cleanupLogs, {
-        input: cleanupLogs.input.parse({ maxSeconds: 120 }),
-        trigger: "bench",
-      });
-      const tables = (res.report.tables ?? []) as Array<{ table: string; deleted: number; batches: number }>;
-      const api = tables.find((t) => t.table === "public.api_logs");
-      if (res.status !== "ok" || !api) {
-        throw new Error(`cleanup-logs ended ${res.status}: ${JSON.stringify(res.report)}`);
-      }
-      return { deleted: api.deleted, batches: api.batches, status: res.status };
+  const expiredNow = async () =>
+    (await sql<{ n: number }[]>`select count(*)::int as n from public.api_logs where created_at < ${cutoff}
+      and tenant_slug like ${data.prefix + "%"}`)[0].n;
+  const job = async () => {
+    offset = shift();
+    const res = await runJob(deps, cleanupLogs, {
+      input: cleanupLogs.input.parse({ maxSeconds: 120 }),
+      trigger: "bench",
     });
+    const tables = (res.report.tables ?? []) as Array<
+      { table: string; deleted: number; batches: number; partitionsDropped?: number }
+    >;
+    const api = tables.find((t) => t.table === "public.api_logs");
+    if (res.status !== "ok" || !api) {
+      throw new Error(`cleanup-logs ended ${res.status}: ${JSON.stringify(res.report)}`);
+    }
+    return { deleted: api.deleted, batches: api.batches, status: res.status, partitionsDropped: api.partitionsDropped };
+  };
+  let ours: PurgeRun;
+  let partitioned: (PurgeRun & { partitionsDropped?: number; removed: number }) | null = null;
+  let left: number;
+  let loadPartitioned: number | null = null;
+  try {
+    ours = await withWriter(ctx, data, baselineMs, job);
+    left = await expiredNow();
+    // partitioned: the same job on the opt-in day-partitioned layout (README "Retention by partition"): whole expired
+    // days dropped, the boundary day purged row-wise. The bench stack only (it converts the whole table).
+    if (ctx.exclusive) {
+      await sql`truncate public.api_logs`;
+      await sql`select maintenance.api_logs_set_layout(true)`;
+      await sql.unsafe(`do $$ declare d date; begin
+        for d in select g::date from generate_series('${data.since.toISOString()}'::timestamptz at time zone 'UTC',
+            '${until.toISOString()}'::timestamptz at time zone 'UTC', interval '1 day') g loop
+          if to_regclass(format('public.api_logs_p%s', to_char(d, 'YYYYMMDD'))) is null then
+            execute format('create table public.%I partition of public.api_logs for values from (%L) to (%L)',
+              'api_logs_p' || to_char(d, 'YYYYMMDD'), d::timestamp at time zone 'UTC', (d + 1)::timestamp at time zone 'UTC');
+          end if;
+        end loop; end $$`);
+      loadPartitioned = (await loadDataset(ctx, data, data.since)).ms;
+      log(
+        "purge: partitioned (cleanup-logs job: expired days dropped, boundary day row-wise) with a concurrent writer",
+      );
+      const expiredBefore = await expiredNow();
+      const run = await withWriter(ctx, data, baselineMs, job);
+      partitioned = { ...run, removed: expiredBefore - await expiredNow() };
+      await sql`truncate public.api_logs`;
+      await sql`select maintenance.api_logs_set_layout(false)`;
+    }
   } finally {
     await jobSql.end();
   }
-  const [{ left }] = await sql<{ left: number }[]>`
-    select count(*)::int as left from public.api_logs where created_at < ${cutoff}
-      and tenant_slug like ${data.prefix + "%"}`;
+  const mb = (b: number) => round(b / 1e6, 2);
 
   return {
     size: { rows: data.recentRows + data.expiredRows, expired: data.expiredRows, tenants: data.tenants },
@@ -141,6 +182,24 @@ export async function benchPurge(ctx: BenchContext, data: Dataset, options: Purg
       avgTransactionMs: ours.batches ? round(ours.ms / ours.batches, 1) : null,
     },
     seed: { rowsPerSec: seed.rowsPerSec, ms: seed.ms, deleted: seed.deleted, transactions: 1 },
+    // the retention comparison (issue 18): same rows, same cut-off, each with the concurrent writer
+    retention: {
+      partitioned: partitioned && {
+        ms: partitioned.ms,
+        removed: partitioned.removed,
+        partitionsDropped: partitioned.partitionsDropped ?? 0,
+        rowWiseDeleted: partitioned.deleted,
+        walMB: mb(partitioned.walBytes),
+        writer: partitioned.writer,
+        writerErrors: partitioned.writerErrors,
+      },
+      batched: { ms: ours.ms, removed: ours.deleted, walMB: mb(ours.walBytes), writerP99: ours.writer.p99 },
+      singleDelete: { ms: seed.ms, removed: seed.deleted, walMB: mb(seed.walBytes), writerP99: seed.writer.p99 },
+      timeRatio: partitioned ? ratio(partitioned.ms, seed.ms) : null,
+      walRatio: partitioned ? ratio(partitioned.walBytes, seed.walBytes) : null,
+      note: "timeRatio = single DELETE ms ÷ partitioned ms; walRatio = single DELETE WAL ÷ partitioned WAL",
+      loadMs: loadPartitioned,
+    },
     ratio: ratio(ours.rowsPerSec, seed.rowsPerSec, "higher"),
     ratioNote: "ratio = ours rows/s ÷ seed rows/s; writerP99Ratio = seed writer p99 ÷ ours writer p99",
     writer: {
@@ -159,6 +218,20 @@ export async function benchPurge(ctx: BenchContext, data: Dataset, options: Purg
         text: "≥ 100000 rows/s",
         applies: options.fullSize,
       }),
+      target("partitioned ≥ 100× faster than one DELETE", partitioned ? ratio(partitioned.ms, seed.ms) : null, {
+        min: 100,
+        text: "≥ 100×",
+        applies: options.fullSize && partitioned !== null,
+      }),
+      target(
+        "partitioned ≥ 100× less WAL than one DELETE",
+        partitioned ? ratio(partitioned.walBytes, seed.walBytes) : null,
+        {
+          min: 100,
+          text: "≥ 100×",
+          applies: options.fullSize && partitioned !== null,
+        },
+      ),
       target("writer p99 ≤ 50 ms during ours", ours.writer.p99, {
         max: 50,
         text: "≤ 50 ms",

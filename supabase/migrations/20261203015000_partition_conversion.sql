@@ -7,8 +7,10 @@
 -- why: the partitioned path never drops a day with rows not yet rolled up: the cut-off is capped at the rollup
 -- watermark exactly as in maintenance.purge_api_logs_batch (no cap while no refresh has ever run). Otherwise as in
 -- 20261202011000: whole days before the cut-off are detached and dropped, each tenant's latest connection.update
--- of such a day moved first into the default partition (id kept). Returns how many partitions were dropped.
-create or replace function maintenance.api_logs_drop_expired_partitions(cutoff timestamptz)
+-- of such a day moved first into the default partition (id kept). At most `max_partitions` days (null: all) in one
+-- call: detaching a day locks api_logs until the transaction ends, so cleanup-logs drops one day per transaction and
+-- a writer waits for one day's detach and drop at most, never for all of them. Returns how many were dropped.
+create or replace function maintenance.api_logs_drop_expired_partitions(cutoff timestamptz, max_partitions integer)
 returns integer language plpgsql security definer set search_path = '' as $$
 declare
   part record;
@@ -17,6 +19,9 @@ declare
 begin
   if cutoff is null then
     raise exception 'cutoff must be a timestamp' using errcode = '22023';
+  end if;
+  if max_partitions is not null and max_partitions < 1 then
+    raise exception 'max_partitions must be at least 1 (or null: all): got %', max_partitions using errcode = '22023';
   end if;
   if not maintenance.api_logs_is_partitioned() then
     return 0;
@@ -33,6 +38,7 @@ begin
     where i.inhparent = pg_catalog.to_regclass('public.api_logs') and c.relname ~ '^api_logs_p[0-9]{8}$'
       and ((to_date(substr(c.relname, 11), 'YYYYMMDD') + 1)::timestamp at time zone 'UTC') <= cutoff
     order by c.relname
+    limit max_partitions
   loop
     truncate api_logs_keep;
     execute format($q$insert into api_logs_keep select s.* from %s s
@@ -49,6 +55,15 @@ begin
   return dropped;
 end;
 $$;
+
+-- why: every expired day at once (20261202011000's signature, kept for callers that do not care about the lock).
+create or replace function maintenance.api_logs_drop_expired_partitions(cutoff timestamptz)
+returns integer language sql security definer set search_path = '' as $$
+  select maintenance.api_logs_drop_expired_partitions(cutoff, null);
+$$;
+revoke all on function maintenance.api_logs_drop_expired_partitions(timestamptz, integer)
+  from public, anon, authenticated;
+grant execute on function maintenance.api_logs_drop_expired_partitions(timestamptz, integer) to service_role;
 
 -- why: the row-wise batch of the partitioned layout, capped at the rollup watermark like purge_api_logs_batch.
 -- Rows are matched by (tableoid, ctid): a ctid is unique only within one partition.

@@ -1,8 +1,8 @@
 -- The partitioned purge stops at the rollup watermark as the plain one does: no day with rows not yet rolled up is
--- dropped, no such row purged row-wise; with no watermark yet (no refresh ever ran) there is no cap. The batched
--- conversion's steps check their input and their order. All rolled back.
+-- dropped, no such row purged row-wise; with no watermark yet (no refresh ever ran) there is no cap; a day at a time
+-- when asked. The batched conversion's steps check their input and their order. All rolled back.
 begin;
-select plan(14);
+select plan(17);
 
 delete from public.api_logs;
 insert into public.api_logs (created_at, tenant_slug, service, event, status)
@@ -32,7 +32,13 @@ select is((select sum(deleted)::integer from maintenance.purge_api_logs_partitio
 
 -- no watermark (no refresh ever ran): no cap
 update maintenance.api_logs_rollup_state set watermark = null where id;
-select is(maintenance.api_logs_drop_expired_partitions('2026-10-05 00:00+00'), 2,
+select throws_ok($$select maintenance.api_logs_drop_expired_partitions(now(), 0)$$, '22023', null,
+  'max_partitions is checked');
+select is(maintenance.api_logs_drop_expired_partitions('2026-10-05 00:00+00', 1), 1,
+  'one day per call when asked (the oldest)');
+select is((select count(*)::integer from pg_catalog.pg_class where relname = 'api_logs_p20261003'), 0,
+  'the oldest day went first');
+select is(maintenance.api_logs_drop_expired_partitions('2026-10-05 00:00+00'), 1,
   'without a watermark, every day before the cut-off is dropped');
 select is((select min(created_at) from public.api_logs), '2026-10-05 00:00+00'::timestamptz, 'down to the cut-off');
 
