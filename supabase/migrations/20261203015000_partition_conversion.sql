@@ -26,6 +26,11 @@ begin
   if not maintenance.api_logs_is_partitioned() then
     return 0;
   end if;
+  -- during a batched conversion back to a plain table a detached day would vanish without its rows' delete being
+  -- mirrored (and come back with the swap): the days wait, the row-wise purge (mirrored) still runs
+  if exists (select 1 from maintenance.api_logs_conversion) then
+    return 0;
+  end if;
   select s.watermark into wm from maintenance.api_logs_rollup_state s where s.id;
   if wm is not null and wm < cutoff then
     cutoff := wm;

@@ -2,7 +2,7 @@
 -- dropped, no such row purged row-wise; with no watermark yet (no refresh ever ran) there is no cap; a day at a time
 -- when asked. The batched conversion's steps check their input and their order. All rolled back.
 begin;
-select plan(17);
+select plan(20);
 
 delete from public.api_logs;
 insert into public.api_logs (created_at, tenant_slug, service, event, status)
@@ -32,6 +32,11 @@ select is((select sum(deleted)::integer from maintenance.purge_api_logs_partitio
 
 -- no watermark (no refresh ever ran): no cap
 update maintenance.api_logs_rollup_state set watermark = null where id;
+-- a batched conversion back to a plain table under way: no day is detached (its rows' delete would not be mirrored)
+select is(maintenance.api_logs_convert_start(false), 'started', 'a conversion back is started');
+select is(maintenance.api_logs_drop_expired_partitions('2026-10-05 00:00+00'), 0,
+  'no day is dropped while a conversion is under way');
+select is(maintenance.api_logs_convert_abort(), 'aborted', 'the conversion is aborted');
 select throws_ok($$select maintenance.api_logs_drop_expired_partitions(now(), 0)$$, '22023', null,
   'max_partitions is checked');
 select is(maintenance.api_logs_drop_expired_partitions('2026-10-05 00:00+00', 1), 1,
