@@ -45,6 +45,9 @@ begin
     order by c.relname
     limit max_partitions
   loop
+    -- the day itself first (writers never touch it; an autovacuum on it yields), then the keepers, then the parent's
+    -- lock for the detach: writers queue for the detach and the drop only
+    execute format('lock table %s in access exclusive mode', part.rel);
     truncate api_logs_keep;
     execute format($q$insert into api_logs_keep select s.* from %s s
       where s.service = 'whatsapp' and s.event = 'connection.update' and s.tenant_slug is not null
@@ -70,8 +73,10 @@ revoke all on function maintenance.api_logs_drop_expired_partitions(timestamptz,
   from public, anon, authenticated;
 grant execute on function maintenance.api_logs_drop_expired_partitions(timestamptz, integer) to service_role;
 
--- why: the row-wise batch of the partitioned layout, capped at the rollup watermark like purge_api_logs_batch.
--- Rows are matched by (tableoid, ctid): a ctid is unique only within one partition.
+-- why: the row-wise batch of the partitioned layout, capped at the rollup watermark like purge_api_logs_batch; same
+-- rule, arguments and result. A ctid is unique only within one partition, and a DELETE joined to (tableoid, ctid)
+-- pairs scans every partition whole (seconds a batch on 10 M rows): the victims are found across the partitions,
+-- then deleted partition by partition by `ctid = any(...)` (a TID scan, as in the plain batch).
 create or replace function maintenance.purge_api_logs_partitioned_batch(
   cutoff timestamptz, batch_size integer default 10000, after timestamptz default null
 )
@@ -79,6 +84,11 @@ returns table (deleted integer, last_created_at timestamptz)
 language plpgsql security definer set search_path = '' as $$
 declare
   wm timestamptz;
+  part record;
+  n integer := 0;
+  k integer;
+  m timestamptz;
+  latest timestamptz;
 begin
   if cutoff is null then
     raise exception 'cutoff must be a timestamp' using errcode = '22023';
@@ -90,7 +100,7 @@ begin
   if wm is not null and wm < cutoff then
     cutoff := wm;
   end if;
-  return query
+  for part in
     with victims as (
       select s.tableoid as t, s.ctid as c from public.api_logs s
       where s.created_at < cutoff and (after is null or s.created_at >= after)
@@ -103,12 +113,15 @@ begin
               and (n.created_at, n.id) > (s.created_at, s.id)))
       order by s.created_at
       limit batch_size
-    ), gone as (
-      delete from public.api_logs l using victims v
-      where l.tableoid = v.t and l.ctid = v.c
-      returning l.created_at
     )
-    select count(*)::integer, max(gone.created_at) from gone;
+    select v.t::regclass as rel, array_agg(v.c) as ctids from victims v group by v.t
+  loop
+    execute format('with gone as (delete from %s l where l.ctid = any($1) returning l.created_at)
+      select count(*)::integer, max(gone.created_at) from gone', part.rel) into k, m using part.ctids;
+    n := n + k;
+    latest := greatest(latest, m);
+  end loop;
+  return query select n, latest;
 end;
 $$;
 
