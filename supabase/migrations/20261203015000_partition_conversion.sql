@@ -49,12 +49,18 @@ begin
     -- lock for the detach: writers queue for the detach and the drop only
     execute format('lock table %s in access exclusive mode', part.rel);
     truncate api_logs_keep;
-    execute format($q$insert into api_logs_keep select s.* from %s s
-      where s.service = 'whatsapp' and s.event = 'connection.update' and s.tenant_slug is not null
-        and s.status is distinct from 'error'
-        and not exists (select 1 from public.api_logs n
-          where n.service = 'whatsapp' and n.event = 'connection.update' and n.tenant_slug = s.tenant_slug
-            and n.status is distinct from 'error' and (n.created_at, n.id) > (s.created_at, s.id))$q$, part.rel);
+    -- the rule's rows of this day: a tenant's latest of the day (no other partition holds rows of the day), kept if
+    -- the tenant has none from the day's end on (the partitions before the day pruned away, the next day's probed
+    -- first): one check per tenant, not one per row across every partition
+    execute format($q$insert into api_logs_keep select s.* from (
+        select distinct on (p.tenant_slug) p.* from %s p
+        where p.service = 'whatsapp' and p.event = 'connection.update' and p.tenant_slug is not null
+          and p.status is distinct from 'error'
+        order by p.tenant_slug, p.created_at desc, p.id desc) s
+      where not exists (select 1 from public.api_logs n
+        where n.service = 'whatsapp' and n.event = 'connection.update' and n.tenant_slug = s.tenant_slug
+          and n.status is distinct from 'error' and n.created_at >= %L)$q$, part.rel,
+      (to_date(substr(part.relname, 11), 'YYYYMMDD') + 1)::timestamp at time zone 'UTC');
     execute format('alter table public.api_logs detach partition %s', part.rel);
     insert into public.api_logs overriding system value select * from api_logs_keep;
     execute format('drop table %s', part.rel);
