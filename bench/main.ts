@@ -231,6 +231,18 @@ export function renderTable(result: Record<string, unknown>): string {
         fmt(p.keptLatestStates)
       } latest states), seed ${fmt(p.seed.deleted)}`,
     );
+    const rt = p.retention;
+    if (rt?.partitioned) {
+      lines.push(
+        `retention: partitioned ${fmt(rt.partitioned.ms)} ms, WAL ${fmt(rt.partitioned.walMB)} MB, writer p99 ${
+          fmt(rt.partitioned.writer.p99)
+        } ms; batched ${fmt(rt.batched.ms)} ms, ${fmt(rt.batched.walMB)} MB, p99 ${
+          fmt(rt.batched.writerP99)
+        } ms; one DELETE ${fmt(rt.singleDelete.ms)} ms, ${fmt(rt.singleDelete.walMB)} MB, p99 ${
+          fmt(rt.singleDelete.writerP99)
+        } ms (time ×${fmt(rt.timeRatio)}, WAL ×${fmt(rt.walRatio)})`,
+      );
+    }
   }
   const k = get("webhook");
   if (k?.error) rows.push(["webhook ingestion", "", `error: ${k.error}`, "", "", ""]);

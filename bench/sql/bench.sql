@@ -132,7 +132,7 @@ begin
   get diagnostics made = row_count;
   if replace then
     foreach d in array defs loop
-      execute d;
+      execute replace(d, ' ON ONLY public.api_logs ', ' ON public.api_logs ');  -- a partitioned api_logs: on every partition
     end loop;
   end if;
   return made;

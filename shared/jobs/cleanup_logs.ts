@@ -95,16 +95,28 @@ async function purgeApiLogs(
 
 /**
  * The partitioned layout's first step (opt-in, README "Retention by partition"): day partitions made ahead, then
- * every day wholly before the cut-off detached and dropped (each tenant's latest connection.update kept); the
+ * every day wholly before the cut-off (and before the rollup watermark) detached and dropped, one day per
+ * transaction so a writer waits for one day's detach at most (each tenant's latest connection.update kept); the
  * boundary day is left to the row-wise batches. `null` on the plain layout, where nothing changes.
  */
-async function dropExpiredApiLogPartitions(sql: Sql, cutoff: Date, dryRun: boolean): Promise<number | null> {
+async function dropExpiredApiLogPartitions(
+  sql: Sql,
+  cutoff: Date,
+  dryRun: boolean,
+  budget: Budget,
+): Promise<number | null> {
   const [{ partitioned }] = await sql<{ partitioned: boolean }[]>`
     select maintenance.api_logs_is_partitioned() as partitioned`;
   if (!partitioned || dryRun) return null;
   await sql`select maintenance.api_logs_ensure_partitions(7)`;
-  const [{ n }] = await sql<{ n: number }[]>`select maintenance.api_logs_drop_expired_partitions(${cutoff}) as n`;
-  return Number(n);
+  let dropped = 0;
+  while (budget.clock() < budget.deadline) {
+    const [{ n }] = await sql<{ n: number }[]>`
+      select maintenance.api_logs_drop_expired_partitions(${cutoff}, 1) as n`;
+    if (Number(n) === 0) break;
+    dropped += Number(n);
+  }
+  return dropped;
 }
 
 /** Folds old cross-tenant attempts into their hours, batch by batch, within the budget. */
@@ -201,7 +213,7 @@ export const cleanupLogs: JobDefinition<typeof CleanupLogsInput> = {
     }
 
     try {
-      const partitionsDropped = await dropExpiredApiLogPartitions(sql, cutoff, input.dryRun);
+      const partitionsDropped = await dropExpiredApiLogPartitions(sql, cutoff, input.dryRun, budget);
       const result = await purgeApiLogs(sql, cutoff, input, budget, partitionsDropped !== null);
       purged.push(partitionsDropped === null ? result : { ...result, partitionsDropped });
     } catch (error) {
