@@ -10,6 +10,9 @@
  *   npm run bench -- --only=fleet          one health-check invocation at 5,000 / 20,000 / 50,000 tenants on 1 and
  *                                          25 servers: wall, CPU, peak RSS (not part of the default run)
  *   npm run bench -- --keep                leave the bench stack running (.local/bench-<base>/stack.json)
+ *   npm run bench -- --only=weekly --rows=50000000
+ *                                          the recent rows of the weekly report's (and the purge's) data, instead
+ *                                          of 5 M (full) or 100,000 (quick)
  *   CANAIS_PORT_BASE=56500 npm run bench   ports base+1..3 (default 55900)
  */
 import postgres from "postgres";
@@ -318,14 +321,17 @@ export function renderTable(result: Record<string, unknown>): string {
 
 if (import.meta.main) {
   const args = Deno.args;
-  const usage = `usage: npm run bench -- [--quick] [--json] [--only=${ALL.join(",")}] [--keep] [--durable]
+  const usage = `usage: npm run bench -- [--quick] [--json] [--only=${ALL.join(",")}] [--keep] [--durable] [--rows=N]
+  (--rows=N: N recent api_logs rows for weekly and purge, 1,000 to 200,000,000)
   (--durable: Postgres with fsync and synchronous commit on, as on Supabase; default off like the dev stack)
   (use \`npm run --silent bench -- --json\` for stdout with the JSON object alone: npm prints a banner otherwise)`;
   if (args.includes("--help") || args.includes("-h")) {
     console.log(usage);
     Deno.exit(0);
   }
-  const bad = args.filter((a) => !["--quick", "--json", "--keep", "--durable"].includes(a) && !a.startsWith("--only="));
+  const bad = args.filter((a) =>
+    !["--quick", "--json", "--keep", "--durable"].includes(a) && !a.startsWith("--only=") && !a.startsWith("--rows=")
+  );
   if (bad.length) {
     console.error(`Unknown argument: ${bad.join(" ")}\n${usage}`);
     Deno.exit(2);
@@ -338,6 +344,12 @@ if (import.meta.main) {
   const unknown = (only ?? []).filter((n) => !ALL.includes(n));
   if (unknown.length) {
     console.error(`Unknown benchmark in --only: ${unknown.join(", ")} (expected some of ${ALL.join(", ")})`);
+    Deno.exit(2);
+  }
+  const rowsArg = args.find((a) => a.startsWith("--rows="))?.slice("--rows=".length);
+  const rows = rowsArg === undefined ? undefined : Number(rowsArg);
+  if (rows !== undefined && !(Number.isInteger(rows) && rows >= 1000 && rows <= 200_000_000)) {
+    console.error(`--rows must be a whole number from 1000 to 200000000: got ${rowsArg}`);
     Deno.exit(2);
   }
   const env = Deno.env.toObject();
@@ -374,7 +386,9 @@ if (import.meta.main) {
         exclusive: true,
         log,
       };
-      const sections = await runBenchmarks(ctx, quick ? QUICK : FULL, { only, fullSize: !quick });
+      const base = quick ? QUICK : FULL;
+      const sizes = rows === undefined ? base : { ...base, data: { ...base.data, recentRows: rows } };
+      const sections = await runBenchmarks(ctx, sizes, { only, fullSize: !quick });
       const result = {
         mode: quick ? "quick" : "full",
         startedAt: new Date(Date.now() - (performance.now() - t0)).toISOString(),

@@ -9,6 +9,7 @@ import { createStatusFixture, type StatusFixture, XSS_NAME } from "./status_page
 import { elements, findAll, findOne, hasClass, parseXml, textOf, type XmlElement } from "./_xml.ts";
 import { createStatusPageApp } from "../shared/status_page/app.ts";
 import { fitLines, svg, textWidth, xmlChars } from "../shared/status_page/svg.ts";
+import { percentText } from "../shared/status_page/render.ts";
 import { JOBS } from "../shared/jobs/mod.ts";
 
 const pageUrl = (query = "", path = "") => `${stack().functionsUrl}/status-page${path}${query}`;
@@ -630,4 +631,14 @@ Deno.test("svg helpers: XML characters, escaping, fitting with an ellipsis at gr
   assert.equal(accents.lines[0].slice(0, -1).replaceAll("e\u0301\u0302", ""), "");
   // wide characters take more room than narrow ones
   assert.ok(textWidth("漢字漢字", style) > textWidth("iiii", style) * 3);
+});
+
+Deno.test("percentText prints two decimals whatever the database's numeric looks like (74.50 is 74.50%, not 74.5%)", () => {
+  assert.equal(percentText("74.51"), "74.51%");
+  assert.equal(percentText("74.50"), "74.50%");
+  assert.equal(percentText("74.5"), "74.50%");
+  assert.equal(percentText("100"), "100.00%");
+  assert.equal(percentText("100.00"), "100.00%");
+  assert.equal(percentText("0"), "0.00%");
+  assert.equal(percentText(null), "no data");
 });

@@ -124,9 +124,10 @@ export function jobBadge(j: JobRow): { state: string; text: string } {
   return { state, text };
 }
 
-/** An availability percentage as the page prints it (`74.51%`, or `no data`). */
+/** An availability percentage as the page prints it, always two decimals (`74.51%`, `74.50%`, `100.00%`), or
+ * `no data`. Number() alone printed 74.50 as `74.5%`. */
 export function percentText(availability: string | null): string {
-  return availability === null ? "no data" : `${Number(availability)}%`;
+  return availability === null ? "no data" : `${Number(availability).toFixed(2)}%`;
 }
 
 function servicesSection(data: StatusData): Html {
