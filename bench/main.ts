@@ -329,8 +329,11 @@ if (import.meta.main) {
     console.log(usage);
     Deno.exit(0);
   }
+  const valueFlags = ["--only=", "--rows="];
+  /** The text after `name` (e.g. `--rows=`) of the first argument that has it, or undefined. */
+  const valueOf = (name: string) => args.find((a) => a.startsWith(name))?.slice(name.length);
   const bad = args.filter((a) =>
-    !["--quick", "--json", "--keep", "--durable"].includes(a) && !a.startsWith("--only=") && !a.startsWith("--rows=")
+    !["--quick", "--json", "--keep", "--durable"].includes(a) && !valueFlags.some((f) => a.startsWith(f))
   );
   if (bad.length) {
     console.error(`Unknown argument: ${bad.join(" ")}\n${usage}`);
@@ -339,14 +342,14 @@ if (import.meta.main) {
   const json = args.includes("--json");
   const quick = args.includes("--quick");
   const keep = args.includes("--keep");
-  const onlyArg = args.find((a) => a.startsWith("--only="))?.slice("--only=".length);
+  const onlyArg = valueOf("--only=");
   const only = onlyArg ? onlyArg.split(",").map((s) => s.trim()) as BenchName[] : undefined;
   const unknown = (only ?? []).filter((n) => !ALL.includes(n));
   if (unknown.length) {
     console.error(`Unknown benchmark in --only: ${unknown.join(", ")} (expected some of ${ALL.join(", ")})`);
     Deno.exit(2);
   }
-  const rowsArg = args.find((a) => a.startsWith("--rows="))?.slice("--rows=".length);
+  const rowsArg = valueOf("--rows=");
   const rows = rowsArg === undefined ? undefined : Number(rowsArg);
   if (rows !== undefined && !(Number.isInteger(rows) && rows >= 1000 && rows <= 200_000_000)) {
     console.error(`--rows must be a whole number from 1000 to 200000000: got ${rowsArg}`);
